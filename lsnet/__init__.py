@@ -1,0 +1,17 @@
+"""lsnet: LSNet and VAN backbones for classification, detection and segmentation.
+
+Importing the package registers the models with timm (``timm.create_model('lsnet_t')``) and, when
+MMEngine is installed, with OpenMMLab's ``MODELS`` registry (backbones and the ``LSNetFPN`` neck).
+"""
+from .models import VAN, CheckpointError, LSNet, fuse_model
+from .ops import ska, set_ska_backend
+
+__version__ = '0.1.0'
+__all__ = ['LSNet', 'VAN', 'CheckpointError', 'fuse_model', 'ska', 'set_ska_backend']
+
+try:
+    import mmengine  # noqa: F401
+except ImportError:  # the model code works with torch and timm alone
+    pass
+else:
+    from . import mm  # noqa: F401  (registers with MMEngine)

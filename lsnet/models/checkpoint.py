@@ -1,0 +1,166 @@
+"""Reading checkpoint files safely and loading them strictly, with errors that say what is wrong.
+
+Used by both routes a user has into our models: timm's ``pretrained_cfg_overlay=dict(file=...)``
+(through the models' ``load_pretrained``) and OpenMMLab's ``init_cfg=dict(type='Pretrained', ...)``
+(through the backbones' ``init_weights``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+import zipfile
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import torch
+
+logger = logging.getLogger('lsnet')
+
+# Objects that released and framework-written checkpoints carry beside their tensors (the training
+# arguments of the LSNet/VAN releases, numpy scalars in mmengine metadata). All are plain data; we
+# allow them under torch.load's weights_only mode instead of turning the safety check off.
+def _safe_globals() -> list:
+    import numpy as np
+    allowed: list = [argparse.Namespace, np.dtype, np.ndarray, np.generic]
+    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'int8',
+                                             'uint8', 'bool')]
+    allowed += [np.float64, np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_]
+    try:
+        from numpy.core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy layout changed
+        from numpy._core.multiarray import _reconstruct, scalar
+    allowed += [_reconstruct, scalar]
+    try:
+        from numpy._core.multiarray import _reconstruct as _reconstruct2, scalar as scalar2
+        allowed += [_reconstruct2, scalar2]
+    except ImportError:  # pragma: no cover - numpy 1.x
+        pass
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        from mmengine.config import ConfigDict
+        allowed += [HistoryBuffer, ConfigDict]
+    except ImportError:
+        pass
+    return allowed
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read or does not match the model."""
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
+    """``torch.load`` with weights_only kept on, an allowlist for harmless metadata, clear errors."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'checkpoint file {path} is empty (0 bytes): was its writing interrupted?')
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f'checkpoint file {path} holds objects that are not safe to unpickle ({err}). '
+            'If you trust the file, load it with torch.load(..., weights_only=False) and save its '
+            'state dict alone.') from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f'checkpoint file {path} is corrupt or truncated: {err}') from err
+
+
+def unwrap_state_dict(checkpoint: Any, source: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
+    """Return the state dict inside a checkpoint: under 'state_dict', 'model' or 'module', or itself.
+
+    A leading ``module.`` (DataParallel/DDP) is stripped.
+    """
+    state = checkpoint
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise CheckpointError(f'{source} does not contain a state dict (found {type(state).__name__})')
+    tensors = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                          for k, v in state.items() if isinstance(v, torch.Tensor))
+    if not tensors:
+        raise CheckpointError(f'{source} contains no tensors')
+    return tensors
+
+
+def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                  source: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
+    """Keys under ``prefix`` with the prefix removed; an error if none are."""
+    if not prefix:
+        return OrderedDict(state_dict)
+    selected = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
+    if not selected:
+        heads = sorted({k.split('.')[0] + '.' for k in state_dict})
+        raise CheckpointError(f'{source} has no keys under prefix {prefix!r}; its top-level prefixes '
+                              f'are {heads[:12]}')
+    return selected
+
+
+def _summarise(keys: Iterable[str], limit: int = 12) -> str:
+    keys = list(keys)
+    shown = ', '.join(keys[:limit])
+    return f'{shown}, ... ({len(keys)} in all)' if len(keys) > limit else shown
+
+
+def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
+                            source: str = '<checkpoint>',
+                            optional_prefixes: tuple[str, ...] = ()) -> None:
+    """Load strictly, except that keys under ``optional_prefixes`` (classifier heads) are dropped
+    from the file when the model lacks them or their shapes differ, and left at their init when the
+    file lacks them. Anything else that does not match raises :class:`CheckpointError` listing
+    missing keys, unexpected keys and shape mismatches."""
+    own = model.state_dict()
+    state = OrderedDict(state_dict)
+
+    def optional(key: str) -> bool:
+        return any(key.startswith(p) for p in optional_prefixes)
+
+    dropped = [k for k in state if optional(k) and (k not in own or own[k].shape != state[k].shape)]
+    for key in dropped:
+        del state[key]
+    missing = [k for k in own if k not in state and not optional(k)]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if missing or unexpected or mismatched:
+        parts = [f'{source} does not match {type(model).__name__}'
+                 f'{" (" + model.arch_name + ")" if getattr(model, "arch_name", None) else ""}:']
+        if missing:
+            parts.append(f'  missing keys: {_summarise(missing)}')
+        if unexpected:
+            parts.append(f'  unexpected keys: {_summarise(unexpected)}')
+        if mismatched:
+            parts.append(f'  shape mismatches: {_summarise(mismatched)}')
+        parts.append('  Is the checkpoint for another variant, or wrapped under a prefix (try '
+                     "prefix='backbone.')?")
+        raise CheckpointError('\n'.join(parts))
+    if dropped:
+        logger.info('%s: not loading %s (absent from the model or of another shape)', source,
+                    _summarise(dropped))
+    model.load_state_dict(state, strict=False)
+    left_at_init = [k for k in own if k not in state]
+    if left_at_init:
+        logger.info('%s: left at initialisation: %s', source, _summarise(left_at_init))
+
+
+def load_pretrained_file(model: torch.nn.Module, path: str | os.PathLike, prefix: str = '',
+                         filter_fn: Optional[Callable] = None,
+                         optional_prefixes: tuple[str, ...] = ()) -> None:
+    """Read ``path``, unwrap it, pick ``prefix``, map names with ``filter_fn``, load checked.
+
+    Without a prefix, a file wrapped by a detector or segmentor (keys under ``backbone.``) is
+    recognised and unwrapped automatically.
+    """
+    source = f'checkpoint {os.fspath(path)}'
+    state = unwrap_state_dict(read_checkpoint(path), source)
+    if not prefix and any(k.startswith('backbone.') for k in state):
+        prefix = 'backbone.'
+    state = select_prefix(state, prefix, source)
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+    load_state_dict_checked(model, state, source, optional_prefixes)

@@ -1,0 +1,439 @@
+"""LSNet: See Large, Focus Small (Wang et al., CVPR 2025, arXiv:2503.23135).
+
+One implementation for ImageNet classification (timm API, distillation head) and dense prediction
+(OpenMMLab backbone knobs). Module and parameter names follow the released checkpoints, so those
+load unchanged. The stage-4 attention bias follows the actual token grid, so any input size works.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from timm.layers import DropPath, SqueezeExcite, trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+
+from ..ops import ska
+from .backbone_base import DenseBackboneMixin, check_out_indices, fuse_conv_bn, resolve_arch
+
+__all__ = ['LSNet']
+
+
+class ConvBN(nn.Sequential):
+    """Conv2d without bias followed by BatchNorm2d (keys ``c`` and ``bn``)."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0,
+                 groups: int = 1, bn_weight_init: float = 1.0):
+        super().__init__()
+        self.add_module('c', nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False))
+        self.add_module('bn', nn.BatchNorm2d(out_chs))
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+    def fuse(self) -> nn.Conv2d:
+        return fuse_conv_bn(self.c, self.bn)
+
+
+class BNLinear(nn.Sequential):
+    """BatchNorm1d followed by Linear: the classifier heads (keys ``bn`` and ``l``)."""
+
+    def __init__(self, in_features: int, out_features: int, std: float = 0.02):
+        super().__init__()
+        self.add_module('bn', nn.BatchNorm1d(in_features))
+        self.add_module('l', nn.Linear(in_features, out_features))
+        trunc_normal_(self.l.weight, std=std)
+        nn.init.zeros_(self.l.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Linear:
+        bn, linear = self.bn, self.l
+        scale = bn.weight / (bn.running_var + bn.eps).sqrt()
+        shift = bn.bias - bn.running_mean * scale
+        fused = nn.Linear(linear.in_features, linear.out_features, device=linear.weight.device,
+                          dtype=linear.weight.dtype)
+        fused.weight.copy_(linear.weight * scale[None, :])
+        fused.bias.copy_(linear.weight @ shift + linear.bias)
+        return fused
+
+
+class Residual(nn.Module):
+    """``x + drop_path(m(x))``; the wrapped module is stored as ``m`` as in the release."""
+
+    def __init__(self, module: nn.Module, drop_path: float = 0.0):
+        super().__init__()
+        self.m = module
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.m(x))
+
+
+class RepVGGDW(nn.Module):
+    """Depth-wise 3x3 + depth-wise 1x1 + identity; re-parameterised into one 3x3 conv by ``fuse``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = ConvBN(dim, dim, 3, 1, 1, groups=dim)
+        self.conv1 = ConvBN(dim, dim, 1, groups=dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.conv1(x) + x
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        fused = self.conv.fuse()
+        one_by_one = self.conv1.fuse()
+        fused.weight[:, :, 1:2, 1:2] += one_by_one.weight + 1.0  # the identity is a centred 1
+        fused.bias += one_by_one.bias
+        return fused
+
+
+class FFN(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.pw1 = ConvBN(dim, hidden_dim)
+        self.act = nn.ReLU()
+        self.pw2 = ConvBN(hidden_dim, dim, bn_weight_init=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw2(self.act(self.pw1(x)))
+
+
+class LKP(nn.Module):
+    """Large-Kernel Perception: predicts one 3x3 kernel per pixel for each of ``dim // 8`` groups."""
+
+    def __init__(self, dim: int, large_kernel: int = 7, small_kernel: int = 3, groups_divisor: int = 8):
+        super().__init__()
+        self.small_kernel = small_kernel
+        self.num_groups = dim // groups_divisor
+        self.cv1 = ConvBN(dim, dim // 2)
+        self.act = nn.ReLU()
+        self.cv2 = ConvBN(dim // 2, dim // 2, large_kernel, 1, large_kernel // 2, groups=dim // 2)
+        self.cv3 = ConvBN(dim // 2, dim // 2)
+        self.cv4 = nn.Conv2d(dim // 2, small_kernel ** 2 * self.num_groups, 1)
+        self.norm = nn.GroupNorm(self.num_groups, small_kernel ** 2 * self.num_groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        x = self.act(self.cv3(self.cv2(self.act(self.cv1(x)))))
+        return self.norm(self.cv4(x)).view(b, self.num_groups, self.small_kernel ** 2, h, w)
+
+
+class LSConv(nn.Module):
+    """LS convolution: ``bn(SKA(x, LKP(x))) + x``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.lkp = LKP(dim)
+        self.bn = nn.BatchNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(ska(x, self.lkp(x))) + x
+
+
+def attention_offset_index(height: int, width: int) -> torch.Tensor:
+    """(N, N) index of the offset (|dy|, |dx|) between every pair of points of a grid, as
+    ``|dy| * width + |dx|``: the first-seen numbering of the release for a square grid."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    return (ys[:, None] - ys[None, :]).abs() * width + (xs[:, None] - xs[None, :]).abs()
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a learned relative-position bias (LeViT style).
+
+    The bias table holds one value per head and offset (|dy|, |dx|) of the ``resolution`` grid it was
+    trained on. On another token grid, the table, seen as a (heads, r, r) map over offsets, is
+    resized bicubically to the grid's offset range, so any (non-square) input works and the
+    training resolution reproduces the released model exactly.
+    """
+
+    def __init__(self, dim: int, key_dim: int = 16, num_heads: int = 8, resolution: int = 14):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = key_dim ** -0.5
+        self.key_dim = key_dim
+        self.resolution = resolution
+        attn_ratio = dim / (key_dim * num_heads)
+        self.head_value_dim = int(attn_ratio * key_dim)
+        self.query_key_dims = key_dim * num_heads
+        self.value_dims = self.head_value_dim * num_heads
+        self.qkv = ConvBN(dim, self.value_dims + 2 * self.query_key_dims)
+        self.proj = nn.Sequential(nn.ReLU(), ConvBN(self.value_dims, dim, bn_weight_init=0.0))
+        self.dw = ConvBN(self.query_key_dims, self.query_key_dims, 3, 1, 1, groups=self.query_key_dims)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
+        self.register_buffer('attention_bias_idxs', attention_offset_index(resolution, resolution))
+
+    def attention_bias(self, height: int, width: int) -> torch.Tensor:
+        r = self.resolution
+        if (height, width) == (r, r):
+            return self.attention_biases[:, self.attention_bias_idxs]
+        table = self.attention_biases.view(1, self.num_heads, r, r)
+        table = F.interpolate(table, size=(height, width), mode='bicubic', align_corners=False)
+        index = attention_offset_index(height, width).to(table.device)
+        return table.reshape(self.num_heads, height * width)[:, index]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        n = h * w
+        q, k, v = self.qkv(x).split([self.query_key_dims, self.query_key_dims, self.value_dims], dim=1)
+        q = self.dw(q).view(b, self.num_heads, -1, n)
+        k = k.reshape(b, self.num_heads, -1, n)
+        v = v.reshape(b, self.num_heads, -1, n)
+        attn = (q.transpose(-2, -1) @ k) * self.scale + self.attention_bias(h, w)
+        attn = attn.softmax(dim=-1)
+        x = (v @ attn.transpose(-2, -1)).reshape(b, -1, h, w)
+        return self.proj(x)
+
+
+class Block(nn.Module):
+    """LSNet block ``ffn(se(mixer(x)))``: even depth index RepVGGDW + SE, odd index LSConv
+    (stages 1-3) or attention (stage 4)."""
+
+    def __init__(self, dim: int, key_dim: int, num_heads: int, depth_index: int, stage_index: int,
+                 resolution: int, drop_path: float = 0.0, last_stage: int = 3):
+        super().__init__()
+        if depth_index % 2 == 0:
+            self.mixer = RepVGGDW(dim)
+            self.se = SqueezeExcite(dim, 0.25)
+        else:
+            self.se = nn.Identity()
+            if stage_index == last_stage:
+                self.mixer = Residual(Attention(dim, key_dim, num_heads, resolution), drop_path)
+            else:
+                self.mixer = LSConv(dim)
+        self.ffn = Residual(FFN(dim, 2 * dim), drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.se(self.mixer(x)))
+
+
+class LSNet(DenseBackboneMixin, nn.Module):
+    """LSNet backbone and classifier.
+
+    Args:
+        arch (str | dict): 't', 's', 'b', or a dict with ``embed_dims``, ``depths``, ``num_heads``
+            (and optionally ``key_dim``). Default: 't'.
+        in_chans (int): Input channels. Default: 3.
+        num_classes (int): Classifier outputs; 0 builds no head. Ignored (no head) in dense mode.
+            Default: 1000.
+        distillation (bool): Add the ``head_dist`` distillation head. Default: False.
+        drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
+        img_size (int): Training resolution, which sets the attention-bias grid (img_size / 64).
+            Default: 224.
+        out_indices (Sequence[int] | None): Dense mode: ``forward`` returns these stage maps
+            (strides 8, 16, 32, 64) as a tuple. None: classification. Default: None.
+        frozen_stages (int): Stages to freeze, 0 = stem only, -1 = none. Default: -1.
+        norm_eval (bool): Keep BatchNorm in eval mode while training. Default: False.
+        init_cfg (dict | None): ``dict(type='Pretrained', checkpoint=PATH, prefix='')``.
+
+    Example:
+        >>> model = LSNet('t', out_indices=(0, 1, 2, 3)).eval()
+        >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 200, 312))]
+        [(1, 64, 25, 39), (1, 128, 13, 20), (1, 256, 7, 10), (1, 384, 4, 5)]
+    """
+
+    arch_settings = {
+        't': dict(embed_dims=(64, 128, 256, 384), depths=(0, 2, 8, 10), num_heads=(3, 3, 3, 4), key_dim=16),
+        's': dict(embed_dims=(96, 192, 320, 448), depths=(1, 2, 8, 10), num_heads=(3, 3, 3, 4), key_dim=16),
+        'b': dict(embed_dims=(128, 256, 384, 512), depths=(4, 6, 8, 10), num_heads=(3, 3, 3, 4), key_dim=16),
+    }
+    essential_keys = ('embed_dims', 'depths', 'num_heads')
+    classifier_prefixes = ('head.', 'head_dist.')
+
+    def __init__(self, arch: Union[str, Mapping[str, Any]] = 't', in_chans: int = 3, num_classes: int = 1000,
+                 distillation: bool = False, drop_path_rate: float = 0.0, img_size: int = 224,
+                 out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1, norm_eval: bool = False,
+                 init_cfg: Optional[dict] = None, global_pool: str = 'avg'):
+        super().__init__()
+        self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'LSNet')
+        embed_dims = tuple(settings['embed_dims'])
+        depths = tuple(settings['depths'])
+        num_heads = tuple(settings['num_heads'])
+        key_dim = settings.get('key_dim', 16)
+        if not len(embed_dims) == len(depths) == len(num_heads) == 4:
+            raise ValueError(f'LSNet: embed_dims, depths and num_heads need 4 entries each, got '
+                             f'{embed_dims}, {depths}, {num_heads}')
+        if any(d % 8 for d in embed_dims[:3]):
+            raise ValueError(f'LSNet: embed_dims {embed_dims} must be multiples of 8 (SKA kernel groups)')
+        if global_pool != 'avg':
+            raise ValueError(f"LSNet: global_pool {global_pool!r} is not supported; valid: 'avg'")
+        self.embed_dims = embed_dims
+        self.num_stages = 4
+        self.out_indices = check_out_indices(out_indices, self.num_stages, 'LSNet')
+        self._check_dense_args(frozen_stages, self.num_stages, init_cfg)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.init_cfg = init_cfg
+        self.distillation = distillation
+        self.distilled_training = False
+        self.num_classes = 0 if self.out_indices is not None else num_classes
+        self.num_features = self.head_hidden_size = embed_dims[-1]
+        self.drop_rate = 0.0
+        self.grad_checkpointing = False
+
+        e0 = embed_dims[0]
+        self.patch_embed = nn.Sequential(
+            ConvBN(in_chans, e0 // 4, 3, 2, 1), nn.ReLU(),
+            ConvBN(e0 // 4, e0 // 2, 3, 2, 1), nn.ReLU(),
+            ConvBN(e0 // 2, e0, 3, 2, 1))
+        resolution = img_size // 8
+        drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.feature_info = []
+        for stage in range(self.num_stages):
+            layers: List[nn.Module] = []
+            if stage > 0:
+                prev = embed_dims[stage - 1]
+                resolution = (resolution - 1) // 2 + 1
+                layers += [ConvBN(prev, prev, 3, 2, 1, groups=prev), ConvBN(prev, embed_dims[stage], 1)]
+            for d in range(depths[stage]):
+                layers.append(Block(embed_dims[stage], key_dim, num_heads[stage], d, stage, resolution,
+                                    drop_rates[sum(depths[:stage]) + d]))
+            self.add_module(f'blocks{stage + 1}', nn.Sequential(*layers))
+            self.feature_info.append(dict(num_chs=embed_dims[stage], reduction=8 * 2 ** stage,
+                                          module=f'blocks{stage + 1}'))
+        self.head = BNLinear(embed_dims[-1], self.num_classes) if self.num_classes > 0 else nn.Identity()
+        self.head_dist = (BNLinear(embed_dims[-1], self.num_classes)
+                          if distillation and self.num_classes > 0 else None)
+        self._freeze_stages()
+
+    # -- dense-prediction support -------------------------------------------------------------------
+    def stage_modules(self, index: int) -> list[nn.Module]:
+        return [self.patch_embed] if index < 0 else [getattr(self, f'blocks{index + 1}')]
+
+    @staticmethod
+    def checkpoint_filter_fn(state_dict: dict, model: 'LSNet') -> dict:
+        """Adapt a released/foreign LSNet state dict: resize attention-bias tables trained on another
+        grid (e.g. the 14x14 tables of the released detectors) and use the model's own offset index."""
+        own = model.state_dict()
+        out = {}
+        for key, value in state_dict.items():
+            if key.endswith('attention_bias_idxs') and key in own:
+                out[key] = own[key]
+                continue
+            if key.endswith('attention_biases') and key in own and value.shape != own[key].shape \
+                    and value.dim() == 2 and value.shape[0] == own[key].shape[0]:
+                src = int(round(value.shape[1] ** 0.5))
+                dst = int(round(own[key].shape[1] ** 0.5))
+                if src * src == value.shape[1] and dst * dst == own[key].shape[1]:
+                    value = F.interpolate(value.reshape(1, -1, src, src).float(), size=(dst, dst),
+                                          mode='bicubic', align_corners=False).reshape(value.shape[0], -1)
+            out[key] = value
+        return out
+
+    # -- timm API -------------------------------------------------------------------------------------
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set:
+        return {name for name, _ in self.named_parameters() if name.endswith('attention_biases')}
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        if global_pool not in (None, 'avg'):
+            raise ValueError(f"LSNet: global_pool {global_pool!r} is not supported; valid: 'avg'")
+        self.num_classes = num_classes
+        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if self.distillation:
+            self.head_dist = BNLinear(self.num_features, num_classes) if num_classes > 0 else None
+
+    @torch.jit.ignore
+    def set_distilled_training(self, enable: bool = True) -> None:
+        """In training, return (class, distillation) logits separately (DeiT-style training)."""
+        self.distilled_training = enable
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
+                              intermediates_only: bool = False):
+        """timm's feature API: the stage maps at ``indices`` (all four by default)."""
+        if output_fmt != 'NCHW':
+            raise ValueError(f"LSNet: output_fmt {output_fmt!r} is not supported; valid: 'NCHW'")
+        if indices is None:
+            take = list(range(self.num_stages))
+        elif isinstance(indices, int):
+            take = list(range(self.num_stages - indices, self.num_stages))
+        else:
+            take = list(check_out_indices(indices, self.num_stages, 'LSNet'))
+        intermediates = []
+        x = self.patch_embed(x)
+        last = max(take) if stop_early else self.num_stages - 1
+        for stage in range(last + 1):
+            x = getattr(self, f'blocks{stage + 1}')(x)
+            if stage in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True):
+        take = list(range(self.num_stages - indices, self.num_stages)) if isinstance(indices, int) else indices
+        for stage in range(max(take) + 1, self.num_stages):
+            setattr(self, f'blocks{stage + 1}', nn.Sequential())
+        if prune_head:
+            self.reset_classifier(0)
+        return take
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        for stage in range(self.num_stages):
+            x = getattr(self, f'blocks{stage + 1}')(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+        x = x.mean((2, 3)) if x.dim() == 4 else x
+        if pre_logits:
+            return x
+        logits = self.head(x)
+        if self.head_dist is None:
+            return logits
+        logits_dist = self.head_dist(x)
+        if self.training and self.distilled_training and not torch.jit.is_scripting():
+            return logits, logits_dist
+        return (logits + logits_dist) / 2
+
+    def forward(self, x: torch.Tensor):
+        if self.out_indices is not None:
+            outs = []
+            x = self.patch_embed(x)
+            for stage in range(self.num_stages):
+                x = getattr(self, f'blocks{stage + 1}')(x)
+                if stage in self.out_indices:
+                    outs.append(x)
+            return tuple(outs)
+        return self.forward_head(self.forward_features(x))
+
+
+# -- timm registration ---------------------------------------------------------------------------------
+def _cfg(**kwargs) -> dict:
+    return dict(url='', num_classes=1000, input_size=(3, 224, 224), pool_size=(4, 4), crop_pct=0.875,
+                interpolation='bicubic', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                first_conv='patch_embed.0.c', classifier=('head.l', 'head_dist.l'), custom_load=True,
+                license='mit', paper_ids='arXiv:2503.23135', **kwargs)
+
+
+def _create_lsnet(variant: str, pretrained: bool = False, **kwargs) -> LSNet:
+    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
+    return build_model_with_cfg(
+        LSNet, variant, pretrained,
+        pretrained_filter_fn=LSNet.checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls='getter', out_indices=out_indices, flatten_sequential=True),
+        **kwargs)
+
+
+def _register(name: str, arch: str, distillation: bool) -> None:
+    def factory(pretrained: bool = False, **kwargs) -> LSNet:
+        return _create_lsnet(name, pretrained, arch=arch, distillation=distillation, **kwargs)
+    factory.__name__ = name
+    factory.__doc__ = f'LSNet-{arch.upper()}{" with distillation head" if distillation else ""}.'
+    factory.__module__ = __name__
+    globals()[name] = register_model(factory)
+
+
+_VARIANTS = {f'lsnet_{arch}{"_distill" if distill else ""}': (arch, distill)
+             for arch in LSNet.arch_settings for distill in (False, True)}
+# timm's register_model reads this module's ``default_cfgs`` for each registered name.
+default_cfgs = generate_default_cfgs({name: _cfg() for name in _VARIANTS})
+for _name, (_arch, _distill) in _VARIANTS.items():
+    _register(_name, _arch, _distill)

@@ -1,0 +1,141 @@
+"""Triton kernels for SKA (see ``ska.py`` for the definition), forward and fused backward.
+
+Each program owns one (batch, kernel group) pair and a block of pixels, and walks the C // G
+channels that share the group's kernels. So the nine per-pixel weights are read once per group, and
+the shifted reads of x / grad_out hit cache: every tensor crosses DRAM about once, which is the
+memory floor of the op. The backward computes grad_x and grad_w in one pass: grad_w reduces over
+the channels of the group inside the program, with no atomics and no strided channel walks.
+Accumulation is in fp32 for every input dtype.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+_CONFIGS = [triton.Config({'BLOCK_P': bp}, num_warps=nw)
+            for bp, nw in ((64, 2), (128, 4), (256, 4), (512, 8))]
+
+
+@triton.autotune(configs=_CONFIGS, key=['HW', 'R'])
+@triton.jit
+def _ska_fwd_kernel(x_ptr, w_ptr, out_ptr, H, W, HW, G, R,
+                    BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+    pid_p = tl.program_id(0)
+    pid_bg = tl.program_id(1).to(tl.int64)
+    b = pid_bg // G
+    g = pid_bg % G
+    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    p_mask = p < HW
+    i = p // W
+    j = p % W
+    r = tl.arange(0, BLOCK_R)
+    r_mask = r < R
+    channel_base = (b * G * R + r * G + g) * HW  # (BLOCK_R,), channel c = r * G + g
+    w_base = pid_bg * 9 * HW
+    acc = tl.zeros((BLOCK_R, BLOCK_P), dtype=tl.float32)
+    for k in tl.static_range(9):
+        ii = i + (k // 3 - 1)
+        jj = j + (k % 3 - 1)
+        valid = p_mask & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        xv = tl.load(x_ptr + channel_base[:, None] + (ii * W + jj)[None, :],
+                     mask=r_mask[:, None] & valid[None, :], other=0.0).to(tl.float32)
+        wv = tl.load(w_ptr + w_base + k * HW + p, mask=p_mask, other=0.0).to(tl.float32)
+        acc += xv * wv[None, :]
+    tl.store(out_ptr + channel_base[:, None] + p[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=r_mask[:, None] & p_mask[None, :])
+
+
+@triton.autotune(configs=_CONFIGS, key=['HW', 'R'])
+@triton.jit
+def _ska_bwd_kernel(go_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, H, W, HW, G, R,
+                    BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+    pid_p = tl.program_id(0)
+    pid_bg = tl.program_id(1).to(tl.int64)
+    b = pid_bg // G
+    g = pid_bg % G
+    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    p_mask = p < HW
+    i = p // W
+    j = p % W
+    r = tl.arange(0, BLOCK_R)
+    r_mask = r < R
+    channel_base = (b * G * R + r * G + g) * HW
+    w_base = pid_bg * 9 * HW
+    tile_mask = r_mask[:, None] & p_mask[None, :]
+    go = tl.load(go_ptr + channel_base[:, None] + p[None, :], mask=tile_mask, other=0.0).to(tl.float32)
+    grad_x = tl.zeros((BLOCK_R, BLOCK_P), dtype=tl.float32)
+    for k in tl.static_range(9):
+        du = k // 3 - 1
+        dv = k % 3 - 1
+        # grad_w[k] at p: reduce go(p) * x(p + shift) over the channels of the group.
+        ii = i + du
+        jj = j + dv
+        valid = p_mask & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        xv = tl.load(x_ptr + channel_base[:, None] + (ii * W + jj)[None, :],
+                     mask=r_mask[:, None] & valid[None, :], other=0.0).to(tl.float32)
+        tl.store(gw_ptr + w_base + k * HW + p, tl.sum(go * xv, axis=0).to(gw_ptr.dtype.element_ty),
+                 mask=p_mask)
+        # grad_x at p gathers go * w[k] from the pixel p - shift that read x(p) through tap k.
+        si = i - du
+        sj = j - dv
+        src_valid = p_mask & (si >= 0) & (si < H) & (sj >= 0) & (sj < W)
+        src = si * W + sj
+        go_s = tl.load(go_ptr + channel_base[:, None] + src[None, :],
+                       mask=r_mask[:, None] & src_valid[None, :], other=0.0).to(tl.float32)
+        w_s = tl.load(w_ptr + w_base + k * HW + src, mask=src_valid, other=0.0).to(tl.float32)
+        grad_x += go_s * w_s[None, :]
+    tl.store(gx_ptr + channel_base[:, None] + p[None, :], grad_x.to(gx_ptr.dtype.element_ty), mask=tile_mask)
+
+
+def _launch_args(x: torch.Tensor, w: torch.Tensor):
+    b, c, h, wd = x.shape
+    groups = w.shape[1]
+    per_group = c // groups
+    grid = lambda meta: (triton.cdiv(h * wd, meta['BLOCK_P']), b * groups)  # noqa: E731
+    return grid, (h, wd, h * wd, groups, per_group), triton.next_power_of_2(per_group)
+
+
+@torch.library.custom_op('lsnet::ska', mutates_args=())
+def ska_triton(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """SKA forward on CUDA through Triton; x and w must share a dtype."""
+    x, w = x.contiguous(), w.contiguous()
+    out = torch.empty_like(x)
+    grid, dims, block_r = _launch_args(x, w)
+    _ska_fwd_kernel[grid](x, w, out, *dims, BLOCK_R=block_r)
+    return out
+
+
+@ska_triton.register_fake
+def _(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op('lsnet::ska_backward', mutates_args=())
+def ska_triton_backward(grad_out: torch.Tensor, x: torch.Tensor,
+                        w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused SKA backward: returns (grad_x, grad_w)."""
+    grad_out, x, w = grad_out.contiguous(), x.contiguous(), w.contiguous()
+    grad_x = torch.empty_like(x)
+    grad_w = torch.empty_like(w)
+    grid, dims, block_r = _launch_args(x, w)
+    _ska_bwd_kernel[grid](grad_out, x, w, grad_x, grad_w, *dims, BLOCK_R=block_r)
+    return grad_x, grad_w
+
+
+@ska_triton_backward.register_fake
+def _(grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            torch.empty_like(w, memory_format=torch.contiguous_format))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(ctx, grad_out: torch.Tensor):
+    x, w = ctx.saved_tensors
+    return ska_triton_backward(grad_out, x, w)
+
+
+ska_triton.register_autograd(_backward, setup_context=_setup_context)

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.11) with the pinned stack and mmcv built from source with ops.
+#
+# mmcv 2.1.0 publishes no wheels for current torch, so its sdist is built here. Its setup.py
+# forces -std=c++17 while torch >= 2.13 headers need C++20; we patch that flag in a private copy
+# of the sdist, drop debug info (-g0) to shorten compile and link, and cache the built wheel in
+# $LSNET_CACHE (default ~/.cache/lsnet), keyed by mmcv, torch and Python versions.
+# Idempotent: a stamp holding the hash of the inputs makes a re-run a no-op.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON_BIN="${PYTHON_BIN:-python3.11}"
+CACHE="${LSNET_CACHE:-$HOME/.cache/lsnet}"
+MMCV_VERSION=2.1.0
+MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
+STAMP="$VENV/.lsnet-setup"
+
+log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+want_stamp="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]]; then
+    log "environment up to date ($VENV)"
+    exit 0
+fi
+
+start=$(date +%s)
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV with $PYTHON_BIN"
+    "$PYTHON_BIN" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+# pip warns once per package about this machine's sparse local indexes; keep real errors visible.
+pip_install() {
+    local rc=0
+    "${PIP[@]}" install --progress-bar off "$@" 2> >(grep -v '^WARNING: Location' >&2) \
+        | { grep --line-buffered -E '^(Collecting|Successfully|Building)' || true; } || rc=$?
+    return "$rc"
+}
+
+log "installing build tools"
+pip_install "pip>=24" "setuptools<81" wheel ninja psutil
+
+log "installing torch and the pinned stack (mmcv excluded)"
+grep -vE '^(mmdet|mmsegmentation)==' "$ROOT/requirements.txt" > "$VENV/requirements-base.txt"
+pip_install -r "$VENV/requirements-base.txt"
+
+torch_version="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
+py_tag="$("$PY" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')"
+wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$torch_version-$py_tag-cpuops"
+mkdir -p "$wheel_dir"
+
+if "$PY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 2>/dev/null; then
+    log "mmcv $MMCV_VERSION with ops already installed"
+else
+    wheel="$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -1 || true)"
+    if [[ -z "$wheel" ]]; then
+        log "no cached mmcv wheel for torch $torch_version/$py_tag: building from source (~16 min on 2 cores)"
+        build="$(mktemp -d)"
+        trap 'rm -rf "$build"' EXIT
+        sdist="$CACHE/sdist/mmcv-$MMCV_VERSION.tar.gz"
+        if [[ ! -f "$sdist" ]] || ! echo "$MMCV_SHA256  $sdist" | sha256sum -c --quiet - 2>/dev/null; then
+            mkdir -p "$CACHE/sdist"
+            url="$(curl -fsSL https://pypi.org/simple/mmcv/ | grep -o "https://[^\"#]*mmcv-$MMCV_VERSION.tar.gz" | head -1)"
+            curl -fsSL -o "$sdist.part" "$url"
+            echo "$MMCV_SHA256  $sdist.part" | sha256sum -c --quiet -
+            mv "$sdist.part" "$sdist"
+        fi
+        tar -xzf "$sdist" -C "$build"
+        std="$("$PY" - <<'PYEOF'
+import torch
+major, minor = (int(p) for p in torch.__version__.split('+')[0].split('.')[:2])
+print('c++20' if (major, minor) >= (2, 13) else 'c++17')
+PYEOF
+)"
+        "$PY" "$ROOT/tools/patch_mmcv_setup.py" "$build/mmcv-$MMCV_VERSION/setup.py" --std "$std"
+        ncpu="$(nproc)"
+        log "compiling mmcv ops with -std=$std on $ncpu cores (progress: [done/total] objects)"
+        (
+            cd "$build/mmcv-$MMCV_VERSION"
+            MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$ncpu}" "${PIP[@]}" wheel -v --no-deps \
+                --no-build-isolation -w "$build/dist" . 2>&1 \
+                | tee "$build/build.log" \
+                | grep --line-buffered -oE '^ *\[[0-9]+/[0-9]+\]|error:.*' \
+                | sed -u 's/^ *\[\(.*\)\]$/  compiled \1 objects/'
+        ) || { log "mmcv build failed; last lines:"; tail -30 "$build/build.log"; exit 1; }
+        cp "$build"/dist/mmcv-*.whl "$wheel_dir/"
+        wheel="$(ls "$wheel_dir"/mmcv-*.whl | head -1)"
+        log "cached $wheel"
+    else
+        log "reusing cached mmcv wheel $wheel"
+    fi
+    pip_install --no-deps "$wheel"
+fi
+
+log "installing mmdet, mmsegmentation and lsnet (editable)"
+pip_install -r "$ROOT/requirements.txt"
+pip_install --no-deps --no-build-isolation -e "$ROOT"
+
+"$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, lsnet; print('imports ok: mmcv', mmcv.__version__)"
+echo "$want_stamp" > "$STAMP"
+log "done in $(( $(date +%s) - start )) s"
