@@ -8,7 +8,7 @@
 # Idempotent: a stamp holding the hash of the inputs makes a re-run a no-op.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="${LSNET_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON_BIN="${PYTHON_BIN:-python3.11}"
 CACHE="${LSNET_CACHE:-$HOME/.cache/lsnet}"
@@ -57,8 +57,8 @@ else
     wheel="$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -1 || true)"
     if [[ -z "$wheel" ]]; then
         log "no cached mmcv wheel for torch $torch_version/$py_tag: building from source (~16 min on 2 cores)"
-        build="$(mktemp -d)"
-        trap 'rm -rf "$build"' EXIT
+        build="$CACHE/build-mmcv-$$"
+        rm -rf "$build" && mkdir -p "$build"
         sdist="$CACHE/sdist/mmcv-$MMCV_VERSION.tar.gz"
         if [[ ! -f "$sdist" ]] || ! echo "$MMCV_SHA256  $sdist" | sha256sum -c --quiet - 2>/dev/null; then
             mkdir -p "$CACHE/sdist"
@@ -86,6 +86,7 @@ PYEOF
                 | sed -u 's/^ *\[\(.*\)\]$/  compiled \1 objects/'
         ) || { log "mmcv build failed; last lines:"; tail -30 "$build/build.log"; exit 1; }
         cp "$build"/dist/mmcv-*.whl "$wheel_dir/"
+        rm -rf "$build"
         wheel="$(ls "$wheel_dir"/mmcv-*.whl | head -1)"
         log "cached $wheel"
     else
