@@ -223,6 +223,8 @@ class LSNet(DenseBackboneMixin, nn.Module):
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
         img_size (int): Training resolution, which sets the attention-bias grid (img_size / 64).
             Default: 224.
+        attention_resolution (int | None): The attention-bias grid, overriding ``img_size``: the
+            released detection/segmentation models use 14. Default: None.
         out_indices (Sequence[int] | None): Dense mode: ``forward`` returns these stage maps
             (strides 8, 16, 32, 64) as a tuple. None: classification. Default: None.
         frozen_stages (int): Stages to freeze, 0 = stem only, -1 = none. Default: -1.
@@ -246,7 +248,8 @@ class LSNet(DenseBackboneMixin, nn.Module):
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 't', in_chans: int = 3, num_classes: int = 1000,
                  distillation: bool = False, drop_path_rate: float = 0.0, img_size: int = 224,
                  out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1, norm_eval: bool = False,
-                 init_cfg: Optional[dict] = None, global_pool: str = 'avg'):
+                 init_cfg: Optional[dict] = None, global_pool: str = 'avg',
+                 attention_resolution: Optional[int] = None):
         super().__init__()
         self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'LSNet')
         embed_dims = tuple(settings['embed_dims'])
@@ -288,8 +291,9 @@ class LSNet(DenseBackboneMixin, nn.Module):
                 prev = embed_dims[stage - 1]
                 resolution = (resolution - 1) // 2 + 1
                 layers += [ConvBN(prev, prev, 3, 2, 1, groups=prev), ConvBN(prev, embed_dims[stage], 1)]
+            stage_resolution = attention_resolution if attention_resolution and stage == 3 else resolution
             for d in range(depths[stage]):
-                layers.append(Block(embed_dims[stage], key_dim, num_heads[stage], d, stage, resolution,
+                layers.append(Block(embed_dims[stage], key_dim, num_heads[stage], d, stage, stage_resolution,
                                     drop_rates[sum(depths[:stage]) + d]))
             self.add_module(f'blocks{stage + 1}', nn.Sequential(*layers))
             self.feature_info.append(dict(num_chs=embed_dims[stage], reduction=8 * 2 ** stage,

@@ -1,0 +1,12 @@
+# A short iteration-based schedule for the synthetic shapes set (a few CPU minutes).
+_base_ = './det_1x_adamw.py'
+max_iters = 300
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, eta_min=1e-6)
+]
+optim_wrapper = dict(optimizer=dict(lr=4e-4))
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False, window_size=10)

@@ -1,0 +1,7 @@
+# A short schedule for the synthetic shapes set (a few CPU minutes).
+_base_ = './seg_40k_adamw.py'
+max_iters = 300
+optim_wrapper = dict(optimizer=dict(lr=6e-4))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_iters, max_keep_ckpts=2))

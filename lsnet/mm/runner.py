@@ -1,0 +1,76 @@
+"""What tools/train.py and tools/test.py share: config loading with checks, and work-dir safety."""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import os.path as osp
+from typing import Any, Optional
+
+import torch
+from mmengine.config import Config, DictAction
+
+TASK_SCOPES = ('mmdet', 'mmseg', 'lsnet')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (torchrun sets up "pytorch")')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def _replace_sync_bn(node: Any) -> int:
+    """SyncBN needs CUDA; on a CPU-only machine use BN (per-process statistics). Returns the count."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _replace_sync_bn(value)
+    return count
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in TASK_SCOPES:
+        raise ValueError(f'{args.config}: default_scope={scope!r}; our tools handle {TASK_SCOPES}')
+    cfg.launcher = args.launcher
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not torch.cuda.is_available():
+        replaced = _replace_sync_bn(cfg._cfg_dict)
+        if replaced:
+            print(f'[lsnet] no CUDA device: {replaced} SyncBN layer config(s) run as BN')
+        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg
+
+
+def existing_checkpoints(work_dir: str) -> list[str]:
+    return sorted(glob.glob(osp.join(work_dir, '*.pth')))
+
+
+def guard_work_dir(cfg: Config, resume: Optional[str], overwrite: bool) -> None:
+    """Refuse to train into a work dir that holds checkpoints unless resuming or told to overwrite,
+    so an earlier run's checkpoints are never replaced silently."""
+    found = existing_checkpoints(cfg.work_dir)
+    if found and not resume and not overwrite:
+        names = ', '.join(osp.basename(p) for p in found[:5]) + (' ...' if len(found) > 5 else '')
+        raise SystemExit(f'{cfg.work_dir} already holds checkpoints ({names}). Continue that run with '
+                         '--resume, pick another --work-dir, or pass --overwrite to replace them.')

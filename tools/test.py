@@ -1,0 +1,47 @@
+"""Evaluate a checkpoint with a config's test set and metric (COCO bbox/segm, mIoU, top-1/top-5).
+
+python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
+Released mmdet 2.x / mmseg 0.x / classification files load directly (see lsnet.mm.checkpoint).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402  (run from a checkout)
+
+from mmengine.runner import Runner  # noqa: E402
+
+import lsnet  # noqa: E402,F401
+from lsnet.mm.checkpoint import load_model_checkpoint  # noqa: E402
+from lsnet.mm.runner import add_common_args, load_config  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='also dump the metrics as JSON to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args)
+    cfg.load_from = None
+    if isinstance(cfg.model.get('backbone'), dict):
+        cfg.model.backbone.init_cfg = None  # the checkpoint supplies the backbone too
+    runner = Runner.from_cfg(cfg)
+    load_model_checkpoint(runner.model, args.checkpoint)
+    runner._has_loaded = True
+    metrics = runner.test()
+    if args.out:
+        import json
+        with open(args.out, 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
