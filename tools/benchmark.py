@@ -1,0 +1,198 @@
+"""Throughput, memory and SKA-kernel benchmarks, printed as tables with ratios to a baseline.
+
+Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused, warm-up, then
+img/s over a timed window; GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32.
+    python tools/benchmark.py models --models lsnet_t lsnet_s resnet50 --baseline resnet50
+    python tools/benchmark.py models --mode train --batch 256 --compile     # fwd+bwd+AdamW step
+SKA kernel against its memory floor (bytes moved / copy bandwidth measured in the same run), and,
+on CPU, against a depth-wise 3x3 convolution of the same shape:
+    python tools/benchmark.py ska [--dtypes fp32 fp16]
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+import time
+from typing import Callable
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
+
+import timm  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import lsnet  # noqa: E402,F401
+from lsnet.models.backbone_base import fuse_model  # noqa: E402
+from lsnet.ops.ska import ska, ska_backend, ska_torch  # noqa: E402
+
+SKA_SHAPES = [(256, 128, 14, 14), (256, 128, 28, 28), (256, 384, 14, 14), (2, 64, 100, 168), (2, 128, 50, 84),
+              (16, 128, 64, 64)]
+CPU_SKA_SHAPES = [(16, 128, 14, 14), (16, 64, 28, 28), (2, 64, 100, 168)]
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, min_time: float, warmup: float,
+              min_iters: int = 3) -> float:
+    """Seconds per call: warm up for ``warmup`` s, then average over at least ``min_time`` s."""
+    start = time.perf_counter()
+    while True:
+        fn()
+        synchronize(device)
+        if time.perf_counter() - start >= warmup:
+            break
+    iters, start = 0, time.perf_counter()
+    while iters < min_iters or time.perf_counter() - start < min_time:
+        fn()
+        iters += 1
+        if iters % 5 == 0 or device.type != 'cuda':
+            synchronize(device)
+    synchronize(device)
+    return (time.perf_counter() - start) / iters
+
+
+def gpu_time_ms(fn: Callable[[], object], iters: int = 20, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+def build_model(name: str, device: torch.device, channels_last: bool) -> torch.nn.Module:
+    model = timm.create_model(name, num_classes=1000).eval()
+    model = timm.utils.reparameterize_model(fuse_model(model)).to(device)  # ours, then timm's own
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def bench_models(args: argparse.Namespace, device: torch.device) -> None:
+    batch = args.batch or (2048 if device.type == 'cuda' else 16) if args.mode == 'infer' else (args.batch or 256)
+    amp_dtype = DTYPES[args.amp] if args.amp != 'none' else None
+    rows = []
+    for name in args.models:
+        model = build_model(name, device, args.channels_last)
+        x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
+        if args.channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        if args.mode == 'infer':
+            fwd = torch.compile(model, mode='max-autotune' if args.cuda_graph else None) if args.compile else model
+
+            def step():
+                with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    fwd(x)
+        else:
+            model = timm.create_model(name, num_classes=1000).to(device).train()
+            fwd = torch.compile(model) if args.compile else model
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == 'cuda')
+            scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+            target = torch.randint(0, 1000, (batch,), device=device)
+
+            def step():
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = F.cross_entropy(fwd(x), target)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+        seconds = time_call(step, device, args.min_time, args.warmup)
+        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
+        rows.append((name, batch / seconds, peak))
+        print(f'  {name}: {batch / seconds:.1f} img/s', flush=True)
+        del model, fwd
+    base = dict((n, v) for n, v, _ in rows).get(args.baseline, rows[0][1])
+    print(f'\n{args.mode}, batch {batch}, {args.img_size}px, amp={args.amp}, compile={args.compile}, '
+          f'channels_last={args.channels_last}, device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}')
+    print(f'| model | img/s | peak GiB | ratio to {args.baseline or rows[0][0]} |\n|---|---|---|---|')
+    for name, speed, peak in rows:
+        print(f'| {name} | {speed:.1f} | {peak:.2f} | {speed / base:.2f} |')
+
+
+def copy_bandwidth(device: torch.device) -> float:
+    """Bytes per second of a large device-to-device copy (read + write)."""
+    src = torch.empty(256 * 2 ** 20 // 4, device=device)
+    dst = torch.empty_like(src)
+    ms = gpu_time_ms(lambda: dst.copy_(src), iters=20)
+    return 2 * src.numel() * 4 / (ms / 1e3)
+
+
+def bench_ska_gpu(args: argparse.Namespace, device: torch.device) -> None:
+    bandwidth = copy_bandwidth(device)
+    print(f'copy bandwidth: {bandwidth / 1e12:.2f} TB/s ({torch.cuda.get_device_name(device)})')
+    print('| shape B,C,H,W | dtype | fwd ms | fwd floor ms | fwd / floor | fwd+bwd ms | fwd+bwd floor ms | '
+          'fwd+bwd / floor | torch-path fwd ms |\n|---|---|---|---|---|---|---|---|---|')
+    for dtype_name in args.dtypes:
+        dtype = DTYPES[dtype_name]
+        for b, c, h, w in SKA_SHAPES:
+            x = torch.randn(b, c, h, w, device=device, dtype=dtype, requires_grad=True)
+            wt = torch.randn(b, c // 8, 9, h, w, device=device, dtype=dtype, requires_grad=True)
+            go = torch.randn_like(x)
+            size = dtype.itemsize
+            fwd_bytes = (2 * x.numel() + wt.numel()) * size
+            bwd_bytes = (3 * x.numel() + 2 * wt.numel()) * size  # grad_out, x, w -> grad_x, grad_w
+            with ska_backend('triton'):
+                fwd = gpu_time_ms(lambda: ska(x, wt))
+                both = gpu_time_ms(lambda: torch.autograd.backward(ska(x, wt), go, inputs=[x, wt]))
+            with torch.no_grad():
+                plain = gpu_time_ms(lambda: ska_torch(x, wt))
+            fwd_floor = fwd_bytes / bandwidth * 1e3
+            both_floor = (fwd_bytes + bwd_bytes) / bandwidth * 1e3
+            print(f'| {b},{c},{h},{w} | {dtype_name} | {fwd:.3f} | {fwd_floor:.3f} | {fwd / fwd_floor:.2f} | '
+                  f'{both:.3f} | {both_floor:.3f} | {both / both_floor:.2f} | {plain:.3f} |', flush=True)
+
+
+def bench_ska_cpu(args: argparse.Namespace) -> None:
+    print(f'CPU, {torch.get_num_threads()} threads: SKA torch path vs depth-wise 3x3 conv of the same shape')
+    print('| shape B,C,H,W | SKA ms | dw-conv 3x3 ms | ratio |\n|---|---|---|---|')
+    device = torch.device('cpu')
+    for b, c, h, w in CPU_SKA_SHAPES:
+        x = torch.randn(b, c, h, w)
+        wt = torch.randn(b, c // 8, 9, h, w)
+        kernel = torch.randn(c, 1, 3, 3)
+        with torch.no_grad():
+            ska_s = time_call(lambda: ska_torch(x, wt), device, args.min_time, args.warmup)
+            conv_s = time_call(lambda: F.conv2d(x, kernel, padding=1, groups=c), device, args.min_time, args.warmup)
+        print(f'| {b},{c},{h},{w} | {ska_s * 1e3:.2f} | {conv_s * 1e3:.2f} | {ska_s / conv_s:.2f} |', flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('what', choices=['models', 'ska'])
+    parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
+    parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
+    parser.add_argument('--mode', choices=['infer', 'train'], default='infer')
+    parser.add_argument('--batch', type=int, default=None)
+    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--amp', choices=['none', 'fp16', 'bf16'], default=None)
+    parser.add_argument('--compile', action='store_true')
+    parser.add_argument('--cuda-graph', action='store_true', help='with --compile: CUDA graphs (max-autotune)')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--dtypes', nargs='+', default=['fp32', 'fp16'], choices=list(DTYPES))
+    parser.add_argument('--min-time', type=float, default=3.0)
+    parser.add_argument('--warmup', type=float, default=1.0)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.amp is None:
+        args.amp = 'fp16' if device.type == 'cuda' else 'none'
+    if args.what == 'models':
+        bench_models(args, device)
+    elif device.type == 'cuda':
+        bench_ska_gpu(args, device)
+    else:
+        bench_ska_cpu(args)
+
+
+if __name__ == '__main__':
+    main()
