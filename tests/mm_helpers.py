@@ -1,0 +1,41 @@
+"""Running tools/train.py and tools/test.py as a user does, on the synthetic data."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_tool(args: list[str], timeout: int = 900, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='2', PYTHONWARNINGS='ignore')
+    command = (launcher or [sys.executable]) + args
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f'{" ".join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n'
+                             f'{result.stderr[-6000:]}')
+    return result
+
+
+def write_override(tmp_path: Path, base_config: str, body: str) -> Path:
+    """A config inheriting ``base_config`` (relative to configs/) with ``body`` appended."""
+    path = tmp_path / f'{Path(base_config).stem}_test.py'
+    path.write_text(f"_base_ = '{ROOT / 'configs' / base_config}'\n" + textwrap.dedent(body))
+    return path
+
+
+def logged_losses(work_dir: Path) -> list[float]:
+    files = sorted(glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json')))
+    assert files, f'no scalars.json under {work_dir}'
+    losses = []
+    with open(files[-1]) as f:
+        for line in f:
+            record = json.loads(line)
+            if 'loss' in record and 'step' in record and 'mode' not in record:
+                losses.append(record['loss'])
+    return losses
