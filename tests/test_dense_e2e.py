@@ -26,7 +26,10 @@ def shapes(tmp_path_factory):
 
 def det_overrides(shapes_root, masks: bool) -> str:
     coco = f'{shapes_root}/coco/'
+    # After a few iterations no score passes the usual 0.05 threshold: keep every detection.
+    test_cfg = "dict(rcnn=dict(score_thr=0.0))" if masks else "dict(score_thr=0.0)"
     return f'''
+        model = dict(test_cfg={test_cfg})
         train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
         val_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
         test_dataloader = val_dataloader

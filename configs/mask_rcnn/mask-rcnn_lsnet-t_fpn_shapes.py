@@ -5,3 +5,6 @@ _base_ = [
 ]
 model = dict(backbone=dict(init_cfg=None),
              roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)))
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(by_epoch=False, interval={{_base_.max_iters}}, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False, window_size=10)

@@ -109,7 +109,8 @@ def _write_coco(root: Path, split: str, count: int, rng: np.random.Generator, si
     categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(SHAPE_CLASSES)]
     (root / 'annotations').mkdir(parents=True, exist_ok=True)
     with open(root / 'annotations' / f'instances_{split}2017.json', 'w') as f:
-        json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        json.dump(dict(info=dict(description='lsnet synthetic shapes', version='1.0', year=2026),
+                       licenses=[], images=images, annotations=annotations, categories=categories), f)
 
 
 def _write_ade(root: Path, split: str, count: int, rng: np.random.Generator, size: tuple[int, int],
@@ -147,7 +148,7 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
         if task not in ('coco', 'ade', 'imagenet'):
             raise ValueError(f"unknown synthetic task {task!r}; valid: 'coco', 'ade', 'imagenet'")
         params = dict(num_train=num_train, num_val=num_val, image_size=list(image_size), seed=seed,
-                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=1)
+                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=2)
         marker = root / task / '.complete'
         if marker.exists() and json.loads(marker.read_text()) == params:
             progress(f'synthetic {task} data present in {root / task}')

@@ -43,6 +43,12 @@ def _safe_globals() -> list:
         allowed += [HistoryBuffer, ConfigDict]
     except ImportError:
         pass
+    # MMEngine's HistoryBuffer pickles its statistics methods as getattr(buffer, 'min'). Under
+    # weights_only, REDUCE may only call allowlisted functions, so what getattr returns can be
+    # stored but never called: allowing it does not open code execution.
+    import builtins
+    import codecs
+    allowed += [builtins.getattr, codecs.encode]
     return allowed
 
 

@@ -7,6 +7,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, eta_min=1e-6)
 ]
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=2))
-log_processor = dict(by_epoch=False, window_size=10)
+# Iteration-based logging and checkpoints are set in the shapes leaf configs (default_hooks and
+# log_processor belong to the runtime base, and keys may not repeat across bases).
