@@ -104,7 +104,7 @@ def test_released_retinanet_layout_evaluates(tmp_path, shapes):
     for key in [k for k in state if k.endswith('attention_biases')]:
         state[key] = torch.randn(4, 196)
         state[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(196, 196, dtype=torch.long)
-    state.update({k: torch.randn_like(v) for k, v in model.state_dict().items() if not k.startswith('backbone.')})
+    state.update({k: 0.01 * torch.randn_like(v) for k, v in model.state_dict().items() if not k.startswith('backbone.')})
     path = tmp_path / 'retinanet_lsnet_t_released.pth'
     torch.save({'meta': {'mmdet_version': '2.28.2'}, 'state_dict': state}, path)
     out = tmp_path / 'metrics.json'

@@ -59,7 +59,20 @@ def load_config(args: argparse.Namespace) -> Config:
         if replaced:
             print(f'[lsnet] no CUDA device: {replaced} SyncBN layer config(s) run as BN')
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        if args.launcher == 'pytorch':
+            _init_cpu_distributed(cfg)
     return cfg
+
+
+def _init_cpu_distributed(cfg: Config) -> None:
+    """MMEngine's pytorch launcher calls torch.cuda.set_device; on CPU-only machines we start the
+    gloo process group ourselves (MMEngine then uses it) and keep DDP off device ids."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
 
 
 def existing_checkpoints(work_dir: str) -> list[str]:

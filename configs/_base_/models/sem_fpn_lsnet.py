@@ -1,10 +1,9 @@
 # Semantic FPN with LSNet-T: four pyramid levels at strides 8..64 into FPNHead (128 channels).
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-crop_size = (512, 512)
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=crop_size),
+                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512)),
     backbone=dict(type='LSNet', arch='t', out_indices=(0, 1, 2, 3), norm_eval=True, frozen_stages=-1,
                   attention_resolution=14, drop_path_rate=0.0,
                   init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lsnet_t.pth')),
