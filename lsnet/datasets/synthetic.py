@@ -148,7 +148,7 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
         if task not in ('coco', 'ade', 'imagenet'):
             raise ValueError(f"unknown synthetic task {task!r}; valid: 'coco', 'ade', 'imagenet'")
         params = dict(num_train=num_train, num_val=num_val, image_size=list(image_size), seed=seed,
-                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=2)
+                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=3)
         marker = root / task / '.complete'
         if marker.exists() and json.loads(marker.read_text()) == params:
             progress(f'synthetic {task} data present in {root / task}')
@@ -158,9 +158,9 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
             rng = np.random.default_rng([seed, ('coco', 'ade', 'imagenet').index(task), split_index])
             count = num_train if split == 'train' else num_val
             if task == 'imagenet':
-                per_class = cls_per_class or max(1, count // len(SHAPE_CLASSES))
-                if split == 'val':
-                    per_class = max(1, per_class * num_val // max(num_train, 1))
+                per_class = max(1, count // len(SHAPE_CLASSES))
+                if cls_per_class:
+                    per_class = cls_per_class if split == 'train' else max(1, cls_per_class * num_val // num_train)
                 _write_imagenet(root / task, split, per_class, rng, cls_size)
             elif task == 'coco':
                 writers[task](root / task, split, count, rng, image_size, max_objects)

@@ -27,6 +27,9 @@ def load_model_checkpoint(model: nn.Module, path: str | os.PathLike) -> None:
     for old, new in LEGACY_RENAMES:
         state = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()}
     backbone = getattr(model, 'backbone', None)
+    if backbone is not None and not any(k.startswith('backbone.') for k in state) \
+            and all(k.startswith('backbone.') for k in model.state_dict()):
+        state = {f'backbone.{k}': v for k, v in state.items()}  # a released classifier file
     filter_fn = getattr(type(backbone), 'checkpoint_filter_fn', None) if backbone is not None else None
     if filter_fn is not None:
         inner = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import torch
 from mmengine.config import Config, DictAction
 
-TASK_SCOPES = ('mmdet', 'mmseg', 'lsnet')
+TASK_SCOPES = ('mmdet', 'mmseg', 'mmengine')
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
