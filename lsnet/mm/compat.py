@@ -14,9 +14,9 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from ..models.checkpoint import read_checkpoint
 
 
-def _load_local(filename: str, map_location=None):
+def load_from_local(filename: str, map_location=None):
     return read_checkpoint(filename, map_location=map_location)
 
 
 # '' is the scheme of plain paths; force replaces MMEngine's own loader for them.
-CheckpointLoader.register_scheme(prefixes='', loader=_load_local, force=True)
+CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
