@@ -168,8 +168,9 @@ class Attention(nn.Module):
 
     def attention_bias(self, height: int, width: int) -> torch.Tensor:
         r = self.resolution
-        if (height, width) == (r, r):
+        if (height, width) == (r, r) and not torch.onnx.is_in_onnx_export():
             return self.attention_biases[:, self.attention_bias_idxs]
+        # Also the export path at r x r: bicubic resizing to the same size is an exact copy.
         table = self.attention_biases.view(1, self.num_heads, r, r)
         table = F.interpolate(table, size=(height, width), mode='bicubic', align_corners=False)
         index = attention_offset_index(height, width).to(table.device)

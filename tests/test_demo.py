@@ -1,0 +1,39 @@
+"""A shortened `make demo` run: summary produced by the real evaluators, pictures written."""
+import json
+
+import pytest
+from PIL import Image
+
+pytest.importorskip('mmdet')
+
+from mm_helpers import run_tool  # noqa: E402
+
+
+@pytest.mark.slow
+def test_quick_demo(tmp_path):
+    out = tmp_path / 'demo'
+    result = run_tool(['tools/demo.py', '--quick', '--out-dir', str(out), '--data-root', str(tmp_path / 'data')],
+                      timeout=1200)
+    summary = json.loads((out / 'summary.json').read_text())
+    assert set(summary['metrics']) == {'top-1 (%)', 'bbox mAP', 'mIoU (%)'}
+    # each number comes from the evaluator's own output of this run
+    cls = json.loads((out / 'work' / 'cls_metrics.json').read_text())
+    det = json.loads((out / 'work' / 'det_metrics.json').read_text())
+    seg = json.loads((out / 'work' / 'seg_metrics.json').read_text())
+    assert summary['metrics']['top-1 (%)'] == cls['top1']
+    assert summary['metrics']['bbox mAP'] == det['coco/bbox_mAP']
+    assert summary['metrics']['mIoU (%)'] == seg['mIoU']
+    assert 'Average Precision' in (out / 'work' / 'det_test.log').read_text()  # pycocotools' own report
+    assert '| top-1 (%) |' in result.stdout
+    pictures = [line.strip() for line in result.stdout.splitlines() if line.strip().endswith('.png')]
+    assert len(pictures) == 4
+    for path in pictures:
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.size[0] > 100 and image.size[1] > 100
+
+
+def test_bad_backbone_is_refused(tmp_path):
+    with pytest.raises(AssertionError, match=r"--backbone 'resnet50' is not one of \['lsnet_t'"):
+        run_tool(['tools/demo.py', '--backbone', 'resnet50', '--out-dir', str(tmp_path)])
