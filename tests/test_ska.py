@@ -150,3 +150,42 @@ def test_triton_on_gpu(dtype):
         assert ska(x, wt).dtype == dtype  # 'auto' dispatch takes the Triton path on CUDA
     compiled = torch.compile(lambda a, b: ska(a, b).sum(), fullgraph=True)
     compiled(x, wt).backward()
+
+
+
+
+def _has_cpp() -> bool:
+    try:
+        from lsnet.ops import ska_cpu  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_cpp(), reason='compiled CPU extension not built (no compiler at install)')
+class TestCompiledCPU:
+    @pytest.mark.parametrize('shape,groups', [((2, 16, 5, 7), 2), ((1, 24, 1, 6), 3), ((2, 8, 9, 1), 8)])
+    def test_matches_torch_path(self, shape, groups):
+        from lsnet.ops.ska_cpu import ska_cpu
+        x = torch.randn(shape, requires_grad=True)
+        w = torch.randn(shape[0], groups, 9, *shape[2:], requires_grad=True)
+        out = ska_cpu(x, w)
+        torch.testing.assert_close(out, ska_torch(x, w))
+        go = torch.randn_like(out)
+        for got, want in zip(torch.autograd.grad(out, (x, w), go), torch.autograd.grad(ska_torch(x, w), (x, w), go)):
+            torch.testing.assert_close(got, want)
+
+    def test_gradcheck_float64(self):
+        from lsnet.ops.ska_cpu import ska_cpu
+        x = torch.randn(2, 8, 4, 5, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(2, 2, 9, 4, 5, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(ska_cpu, (x, w))
+
+    def test_auto_dispatch_and_compile(self):
+        x, w = torch.randn(1, 16, 6, 6), torch.randn(1, 2, 9, 6, 6)
+        with ska_backend('cpp'):
+            torch.testing.assert_close(ska(x, w), ska_torch(x, w))
+        compiled = torch.compile(ska, backend='aot_eager', fullgraph=True)
+        torch.testing.assert_close(compiled(x, w), ska_torch(x, w))
+        with ska_backend('cpp'), pytest.raises(RuntimeError, match='float32/float64 CPU'):
+            ska(x.bfloat16(), w)

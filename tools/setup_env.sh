@@ -18,7 +18,9 @@ STAMP="$VENV/.lsnet-setup"
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-want_stamp="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1)"
+# Everything that decides what gets installed or compiled: a change to any of it re-runs set-up.
+want_stamp="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" \
+    "$ROOT"/lsnet/ops/csrc/*.cpp | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]]; then
     log "environment up to date ($VENV)"
     exit 0
@@ -95,10 +97,12 @@ PYEOF
     pip_install --no-deps "$wheel"
 fi
 
-log "installing mmdet, mmsegmentation and lsnet (editable)"
+log "installing mmdet, mmsegmentation and lsnet (editable, compiling its CPU SKA kernels)"
 pip_install -r "$ROOT/requirements.txt"
-pip_install --no-deps --no-build-isolation -e "$ROOT"
+LSNET_NO_EXT=1 pip_install --no-deps --no-build-isolation -e "$ROOT"
+# The CPU SKA kernels are compiled in place, next to the sources the editable install points at.
+(cd "$ROOT" && "$PY" setup.py -q build_ext --inplace >/dev/null 2>&1) || log "CPU SKA kernels not built: SKA uses its PyTorch path on CPU"
 
-"$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, lsnet; print('imports ok: mmcv', mmcv.__version__)"
+"$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, lsnet; from lsnet.ops.ska import _cpp_available; print('imports ok: mmcv', mmcv.__version__, '| compiled CPU SKA:', _cpp_available())"
 echo "$want_stamp" > "$STAMP"
 log "done in $(( $(date +%s) - start )) s"

@@ -7,15 +7,18 @@ For x of shape (B, C, H, W) and per-pixel kernels w of shape (B, G, 9, H, W)::
 with zero padding. Channel ``c`` uses kernel group ``c % G`` (groups are interleaved), so viewing x as
 (B, C // G, G, H, W) puts the group on dimension 2 and the kernels broadcast over dimension 1.
 
-Two implementations, chosen per call by :func:`ska`:
+Three implementations, chosen per call by :func:`ska`:
 
 * ``'torch'``: nine shifted multiply-accumulates on a padded view. It never builds the 9x unfolded
   copy of x that the obvious ``F.unfold`` formulation needs, runs on any device, differentiates
   through autograd, traces under ``torch.compile`` and exports to ONNX.
 * ``'triton'``: fused forward and backward kernels for CUDA tensors (fp32/fp16/bf16), exposed as the
   custom op ``torch.ops.lsnet.ska`` so ``torch.compile`` treats it as one opaque node.
+* ``'cpp'``: compiled CPU kernels (fp32/fp64, forward and backward, OpenMP over planes), the custom
+  op ``torch.ops.lsnet.ska_cpu``; built at install time when a compiler is present.
 
-``'auto'`` (the default) takes Triton for CUDA tensors when it is importable, else the torch path.
+``'auto'`` (the default) takes Triton for CUDA tensors, the compiled kernels for fp32/fp64 CPU
+tensors, and the torch path otherwise (other dtypes, ONNX export, extensions not available).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-SKA_BACKENDS = ('auto', 'torch', 'triton')
+SKA_BACKENDS = ('auto', 'torch', 'triton', 'cpp')
 _backend = os.environ.get('LSNET_SKA_BACKEND', 'auto')
 if _backend not in SKA_BACKENDS:
     raise ValueError(f'LSNET_SKA_BACKEND={_backend!r} is not one of {SKA_BACKENDS}')
@@ -86,9 +89,25 @@ def _triton_available() -> bool:
     return True
 
 
+def _cpp_available() -> bool:
+    try:
+        from . import ska_cpu  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """SKA with the selected backend (see module docstring). Differentiable in x and w."""
     backend = _backend
+    cpp_dtype = x.dtype in (torch.float32, torch.float64) and w.dtype in (x.dtype, torch.float32)
+    if backend == 'cpp' or (backend == 'auto' and x.device.type == 'cpu' and cpp_dtype
+                            and not torch.onnx.is_in_onnx_export() and _cpp_available()):
+        if x.device.type != 'cpu' or not cpp_dtype:
+            raise RuntimeError(f'SKA backend "cpp" needs float32/float64 CPU tensors, got {x.dtype} on {x.device}')
+        from .ska_cpu import ska_cpu
+        _check_shapes(x, w)
+        return ska_cpu(x, w.to(x.dtype) if w.dtype != x.dtype else w)
     if backend == 'auto':
         use_triton = x.is_cuda and not torch.onnx.is_in_onnx_export() and _triton_available()
     elif backend == 'triton':
