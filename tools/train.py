@@ -12,7 +12,30 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 from mmengine.runner import Runner  # noqa: E402
 
 import lsnet  # noqa: E402,F401  (registers models, safe checkpoint loading)
+from lsnet.mm.reliability import find_resumable_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, guard_work_dir, load_config  # noqa: E402
+
+
+def add_safety(cfg, args) -> None:
+    """Exact resumption (RNG states in checkpoints), non-finite loss handling, data checks."""
+    hooks = list(cfg.get('custom_hooks', []))
+    present = {h.get('type') for h in hooks}
+    for hook in ('RNGStateHook', 'NonFiniteLossHook'):
+        if hook not in present:
+            hooks.append(dict(type=hook))
+    cfg.custom_hooks = hooks
+    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
+        cfg.train_cfg.type = 'ExactResumeIterBasedTrainLoop'
+    if args.on_nonfinite == 'skip':
+        kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        skipping = {'OptimWrapper': 'SkipNonFiniteOptimWrapper', 'AmpOptimWrapper': 'SkipNonFiniteAmpOptimWrapper'}
+        if kind not in skipping:
+            raise SystemExit(f'--on-nonfinite skip supports OptimWrapper and AmpOptimWrapper, not {kind}')
+        cfg.optim_wrapper.type = skipping[kind]
+    if args.check_data != 'off':
+        loader = cfg.train_dataloader
+        loader.dataset = dict(type='CheckedDataset', dataset=loader.dataset, on_error=args.check_data,
+                              decode=args.check_data_decode)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,6 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--overwrite', action='store_true',
                         help='allow training into a work dir that already holds checkpoints')
+    parser.add_argument('--check-data', choices=['raise', 'skip', 'off'], default='raise',
+                        help='check the training set before training: fail on bad samples (default), skip them, or not')
+    parser.add_argument('--check-data-decode', action='store_true',
+                        help='with --check-data, also decode every image (finds truncated files; slower)')
+    parser.add_argument('--on-nonfinite', choices=['stop', 'skip'], default='stop',
+                        help='on a NaN/Inf loss: stop naming the iteration and terms (default), or skip the step')
     return parser.parse_args(argv)
 
 
@@ -35,8 +64,12 @@ def main(argv=None) -> None:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    add_safety(cfg, args)
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        found = find_resumable_checkpoint(cfg.work_dir)
+        if found is None:
+            print(f'[lsnet] --resume: no readable checkpoint in {cfg.work_dir}; starting from scratch')
+        cfg.resume, cfg.load_from = found is not None, found
     elif args.resume:
         if not osp.isfile(args.resume):
             raise SystemExit(f'--resume: checkpoint not found: {args.resume}')

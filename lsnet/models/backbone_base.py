@@ -31,6 +31,21 @@ def resolve_arch(arch: str | Mapping[str, Any], arch_settings: Mapping[str, Mapp
     raise TypeError(f'{model_name}: arch must be a name or a dict, got {type(arch).__name__}')
 
 
+def reject_unknown_kwargs(cls: type, unknown: Mapping[str, Any]) -> None:
+    """A misspelt config key fails naming it, the closest valid argument and all valid ones."""
+    if not unknown:
+        return
+    import difflib
+    import inspect
+    valid = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+             if name != 'self' and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        hints.append(f'{name!r}' + (f' (did you mean {close[0]!r}?)' if close else ''))
+    raise TypeError(f'{cls.__name__} got unknown argument(s) {", ".join(hints)}; valid: {valid}')
+
+
 def check_out_indices(out_indices: Optional[Sequence[int]], num_stages: int, model_name: str):
     if out_indices is None:
         return None

@@ -24,9 +24,9 @@ logger = logging.getLogger('lsnet')
 def _safe_globals() -> list:
     import numpy as np
     allowed: list = [argparse.Namespace, np.dtype, np.ndarray, np.generic]
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'int8',
-                                             'uint8', 'bool')]
-    allowed += [np.float64, np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_]
+    # every numpy dtype class (numpy.dtypes.UInt32DType, ...: RNG states, metrics) and scalar type
+    allowed += [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
+    allowed += [np.float64, np.float32, np.float16, np.int64, np.int32, np.uint32, np.uint8, np.bool_]
     try:
         from numpy.core.multiarray import _reconstruct, scalar
     except ImportError:  # pragma: no cover - numpy layout changed

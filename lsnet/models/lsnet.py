@@ -16,7 +16,8 @@ from timm.layers import DropPath, SqueezeExcite, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..ops import ska
-from .backbone_base import DenseBackboneMixin, check_out_indices, fuse_conv_bn, resolve_arch
+from .backbone_base import (DenseBackboneMixin, check_out_indices, fuse_conv_bn, reject_unknown_kwargs,
+                            resolve_arch)
 
 __all__ = ['LSNet']
 
@@ -250,8 +251,9 @@ class LSNet(DenseBackboneMixin, nn.Module):
                  distillation: bool = False, drop_path_rate: float = 0.0, img_size: int = 224,
                  out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1, norm_eval: bool = False,
                  init_cfg: Optional[dict] = None, global_pool: str = 'avg',
-                 attention_resolution: Optional[int] = None):
+                 attention_resolution: Optional[int] = None, **unknown):
         super().__init__()
+        reject_unknown_kwargs(type(self), unknown)
         self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'LSNet')
         embed_dims = tuple(settings['embed_dims'])
         depths = tuple(settings['depths'])

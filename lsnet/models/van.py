@@ -14,7 +14,7 @@ from torch import nn
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .backbone_base import DenseBackboneMixin, check_out_indices, resolve_arch
+from .backbone_base import DenseBackboneMixin, check_out_indices, reject_unknown_kwargs, resolve_arch
 
 __all__ = ['VAN']
 
@@ -141,8 +141,9 @@ class VAN(DenseBackboneMixin, nn.Module):
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 'b0', in_chans: int = 3, num_classes: int = 1000,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, out_indices: Optional[Sequence[int]] = None,
                  frozen_stages: int = -1, norm_eval: bool = False, init_cfg: Optional[dict] = None,
-                 global_pool: str = 'avg', img_size: int = 224):
+                 global_pool: str = 'avg', img_size: int = 224, **unknown):
         super().__init__()
+        reject_unknown_kwargs(type(self), unknown)
         self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'VAN')
         embed_dims = tuple(settings['embed_dims'])
         depths = tuple(settings['depths'])

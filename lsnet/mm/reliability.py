@@ -1,0 +1,247 @@
+"""Keeping long runs safe: atomic checkpoint writes, exact resumption, non-finite loss handling.
+
+* ``AtomicLocalBackend`` replaces MMEngine's local file backend: every file MMEngine writes through
+  it (checkpoints included) goes to a temporary file in the same folder, is flushed to disk and then
+  renamed over the target, so a crash never leaves a truncated checkpoint under its final name.
+* ``RNGStateHook`` stores the Python, NumPy and torch RNG states in each checkpoint and restores them
+  at the first iteration after a resume, so a resumed deterministic run continues bit-identically.
+* ``NonFiniteLossHook`` stops training on a NaN/Inf loss, naming the iteration and the loss terms,
+  before any checkpoint of the broken state is written; ``SkipNonFiniteOptimWrapper`` (and its AMP
+  variant) instead skip the update of such a step and count it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import os.path as osp
+import random
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from mmengine.fileio import register_backend
+from mmengine.fileio.backends import LocalBackend
+from mmengine.hooks import Hook
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import HOOKS, LOOPS, OPTIM_WRAPPERS
+from mmengine.runner import IterBasedTrainLoop
+
+from ..models.checkpoint import CheckpointError, read_checkpoint
+
+
+def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+    filepath = os.fspath(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode(encoding) if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local backend with atomic ``put``/``put_text``."""
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        atomic_write(obj, filepath)
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+        atomic_write(obj, filepath, encoding)
+
+
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+try:  # drop a LocalBackend instance MMEngine may have cached before we registered
+    from mmengine.fileio import io as _io
+    _io.backend_instances.clear()
+except (ImportError, AttributeError):  # pragma: no cover - MMEngine layout changed
+    pass
+
+
+def find_resumable_checkpoint(work_dir: str, logger=print) -> Optional[str]:
+    """The newest readable checkpoint in ``work_dir``: the one ``last_checkpoint`` names when it is
+    intact, else the newest ``*.pth`` that loads. Unreadable files are reported, never deleted."""
+    candidates = []
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(marker):
+        named = Path(marker).read_text().strip()
+        if named:
+            candidates.append(named)
+    candidates += sorted((str(p) for p in Path(work_dir).glob('*.pth')), key=os.path.getmtime, reverse=True)
+    seen = set()
+    for path in candidates:
+        if path in seen or not osp.isfile(path):
+            continue
+        seen.add(path)
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError as err:
+            logger(f'[lsnet] skipping unreadable checkpoint: {err}')
+            continue
+        if isinstance(checkpoint, dict) and 'state_dict' in checkpoint and 'meta' in checkpoint:
+            return path
+        logger(f'[lsnet] skipping {path}: not a training checkpoint (no state_dict/meta)')
+    return None
+
+
+def _rng_states() -> dict:
+    return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+
+def _set_rng_states(state: dict) -> None:
+    random.setstate(_as_python_state(state['python']))
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(torch.as_tensor(state['torch'], dtype=torch.uint8))
+    if state.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Save the RNG states with every checkpoint and restore them when training resumes.
+
+    Validation runs with the RNG states saved and put back, so whether a run validated (or was
+    resumed around a validation) does not change the random numbers training sees. With
+    epoch-based loops the states are restored before the first resumed epoch; iteration-based
+    training uses ``ExactResumeIterBasedTrainLoop``, which restores them after skipping the
+    already-trained batches (that skipping draws random numbers in data augmentation).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self):
+        self.pending: Optional[dict] = None
+        self._before_val: Optional[dict] = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['rng_state'] = _rng_states()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.pending = checkpoint.get('meta', {}).get('rng_state')
+
+    def restore(self, runner) -> None:
+        if self.pending is not None:
+            state, self.pending = self.pending, None
+            _set_rng_states(state)
+            runner.logger.info('restored the RNG states saved with the checkpoint')
+
+    def before_train_epoch(self, runner) -> None:
+        if not isinstance(runner.train_loop, IterBasedTrainLoop):
+            self.restore(runner)
+
+    def before_val(self, runner) -> None:
+        self._before_val = _rng_states()
+
+    def after_val(self, runner) -> None:
+        if self._before_val is not None:
+            _set_rng_states(self._before_val)
+            self._before_val = None
+
+
+class _RestoreAfterSkip:
+    """Iterator proxy: once the loop has skipped ``skip`` batches, restore the RNG states."""
+
+    def __init__(self, iterator, skip: int, restore):
+        self.iterator, self.skip, self.restore, self.calls = iterator, skip, restore, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.calls == self.skip and self.restore is not None:
+            self.restore()
+            self.restore = None
+        self.calls += 1
+        return next(self.iterator)
+
+
+@LOOPS.register_module()
+class ExactResumeIterBasedTrainLoop(IterBasedTrainLoop):
+    """IterBasedTrainLoop whose resumption continues with the RNG states of the interrupted run."""
+
+    def run(self):
+        hooks = [h for h in self.runner.hooks if isinstance(h, RNGStateHook)]
+        if hooks and self._iter > 0:
+            self.dataloader_iterator = _RestoreAfterSkip(self.dataloader_iterator, self._iter,
+                                                         lambda: hooks[0].restore(self.runner))
+        return super().run()
+
+
+def _as_python_state(state):
+    # (version, tuple of ints, gauss) may come back with lists instead of tuples
+    version, internal, gauss = state
+    return version, tuple(internal), gauss
+
+
+def _non_finite_terms(outputs: dict) -> dict:
+    bad = {}
+    for name, value in (outputs or {}).items():
+        if 'loss' not in name:
+            continue
+        number = float(value.detach().float().mean()) if torch.is_tensor(value) else float(value)
+        if not math.isfinite(number):
+            bad[name] = number
+    return bad
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop on a NaN/Inf loss with a message naming the iteration and the loss terms.
+
+    Runs before the checkpoint hook, so the last checkpoint on disk stays the last good state. With
+    a ``SkipNonFinite*OptimWrapper`` the broken steps were not applied: this hook then only reports
+    them, and stops once more than ``max_skips`` were skipped.
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, max_skips: int = 100):
+        self.max_skips = max_skips
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None) -> None:
+        bad = _non_finite_terms(outputs)
+        if not bad:
+            return
+        wrapper = runner.optim_wrapper
+        skipped = getattr(wrapper, 'skipped_steps', None)
+        terms = ', '.join(f'{k}={v}' for k, v in bad.items())
+        all_terms = ', '.join(f'{k}={float(v):.4g}' for k, v in outputs.items() if 'loss' in k)
+        if skipped is not None and skipped <= self.max_skips:
+            runner.logger.warning(f'iteration {runner.iter + 1}: non-finite loss ({terms}); update skipped '
+                                  f'({skipped} so far)')
+            return
+        last = runner.message_hub.get_info('last_ckpt')
+        raise RuntimeError(f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {terms} '
+                           f'[all loss terms: {all_terms}]. Training stopped; the last good checkpoint is '
+                           f'{last or "none yet"}. Lower the learning rate, enable gradient clipping, or set '
+                           "optim_wrapper.type='SkipNonFiniteOptimWrapper' to skip such steps.")
+
+
+class _SkipNonFiniteMixin:
+    skipped_steps = 0
+
+    def update_params(self, loss: torch.Tensor, step_kwargs=None, zero_kwargs=None) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            self.skipped_steps += 1
+            self.zero_grad(**(zero_kwargs or {}))
+            return
+        super().update_params(loss, step_kwargs=step_kwargs, zero_kwargs=zero_kwargs)
+
+
+@OPTIM_WRAPPERS.register_module()
+class SkipNonFiniteOptimWrapper(_SkipNonFiniteMixin, OptimWrapper):
+    """OptimWrapper that skips (and counts) steps whose loss is NaN/Inf."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class SkipNonFiniteAmpOptimWrapper(_SkipNonFiniteMixin, AmpOptimWrapper):
+    """AmpOptimWrapper that skips (and counts) steps whose loss is NaN/Inf."""

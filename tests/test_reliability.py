@@ -1,0 +1,274 @@
+"""Interrupted runs resume exactly, checkpoints are never half-written, bad input fails clearly."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip('mmdet')
+
+import lsnet  # noqa: E402,F401
+from lsnet.datasets import generate_shapes  # noqa: E402
+from lsnet.mm.reliability import atomic_write, find_resumable_checkpoint  # noqa: E402
+
+from mm_helpers import ROOT, run_tool, write_override  # noqa: E402
+
+
+# -- atomic checkpoints ----------------------------------------------------------------------------------
+def test_atomic_write_keeps_old_file_on_crash(tmp_path, monkeypatch):
+    target = tmp_path / 'latest.pth'
+    atomic_write(b'good', target)
+
+    def crash(*_):
+        raise OSError('disk full')
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(b'x' * 1000, target)
+    assert target.read_bytes() == b'good'
+    assert [p.name for p in tmp_path.iterdir()] == ['latest.pth']  # no temporary left behind
+
+
+def test_mmengine_checkpoints_go_through_atomic_backend(tmp_path):
+    from mmengine.runner.checkpoint import save_checkpoint
+    from lsnet.mm.reliability import AtomicLocalBackend
+    from mmengine.fileio import get_file_backend
+    assert isinstance(get_file_backend(str(tmp_path / 'a.pth')), AtomicLocalBackend)
+    save_checkpoint({'state_dict': {'w': torch.ones(2)}, 'meta': {}}, str(tmp_path / 'a.pth'))
+    assert torch.load(tmp_path / 'a.pth', weights_only=True)['state_dict']['w'].sum() == 2
+
+
+def test_resume_candidate_skips_truncated_checkpoint(tmp_path):
+    good = {'state_dict': {'w': torch.ones(1)}, 'meta': {'iter': 4}}
+    torch.save(good, tmp_path / 'iter_4.pth')
+    time.sleep(0.01)
+    torch.save({'state_dict': {'w': torch.ones(1000)}, 'meta': {'iter': 8}}, tmp_path / 'iter_8.pth')
+    data = (tmp_path / 'iter_8.pth').read_bytes()
+    (tmp_path / 'iter_8.pth').write_bytes(data[: len(data) // 2])
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))
+    messages = []
+    assert find_resumable_checkpoint(str(tmp_path), messages.append) == str(tmp_path / 'iter_4.pth')
+    assert any('iter_8.pth is corrupt or truncated' in m for m in messages)
+    assert (tmp_path / 'iter_8.pth').exists()  # reported, never deleted
+
+
+# -- exact resumption after SIGKILL ------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp('rel')
+    generate_shapes(root, ('coco', 'imagenet'), num_train=16, num_val=4, image_size=(128, 160), cls_size=48,
+                    max_objects=2)
+    return root
+
+
+def _train_cmd(cfg, work, *extra):
+    return [sys.executable, 'tools/train.py', str(cfg), '--work-dir', str(work), *extra]
+
+
+def _kill_when(path_glob: str, work: Path, cmd: list) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='2')
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if list(work.glob(path_glob)):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be interrupted'
+
+
+def _final_state(work: Path, name: str) -> dict:
+    return torch.load(work / name, map_location='cpu', weights_only=False)
+
+
+def _assert_same_training_state(a: dict, b: dict):
+    assert a['meta']['iter'] == b['meta']['iter']
+    for key, value in a['state_dict'].items():
+        torch.testing.assert_close(b['state_dict'][key], value, rtol=0, atol=0, msg=key)
+    for key in ('ema_state_dict',):
+        if key in a:
+            for name, value in a[key].items():
+                torch.testing.assert_close(b[key][name], value, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_detection_resume_after_sigkill_is_exact(tmp_path, shapes):
+    coco = f'{shapes}/coco/'
+    cfg = write_override(tmp_path, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', f'''
+        train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
+        val_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
+        test_dataloader = val_dataloader
+        val_evaluator = dict(ann_file='{coco}annotations/instances_val2017.json')
+        test_evaluator = val_evaluator
+        train_cfg = dict(max_iters=10, val_interval=100)
+        default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=5))
+        randomness = dict(seed=3, deterministic=True)
+    ''')
+    straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
+    subprocess.run(_train_cmd(cfg, straight), cwd=ROOT, check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    _kill_when('iter_4.pth', interrupted, _train_cmd(cfg, interrupted))
+    assert not (interrupted / 'iter_10.pth').exists()
+    run_tool(['tools/train.py', str(cfg), '--work-dir', str(interrupted), '--resume'])
+    _assert_same_training_state(_final_state(straight, 'iter_10.pth'), _final_state(interrupted, 'iter_10.pth'))
+
+
+@pytest.mark.slow
+def test_classification_resume_after_sigkill_is_exact(tmp_path, shapes):
+    root = f'{shapes}/imagenet'
+    cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', f'''
+        train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(data_root='{root}',
+                                transform=dict(input_size=48, auto_augment='rand-m9-mstd0.5-inc1', re_prob=0.25)))
+        val_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(data_root='{root}', transform=dict(input_size=48)))
+        test_dataloader = val_dataloader
+        model = dict(backbone=dict(img_size=48, drop_path_rate=0.1),
+                     mixup=dict(_delete_=True, mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1))
+        max_epochs = 3
+        param_scheduler = [dict(type='CosineAnnealingLR', T_max=3, by_epoch=True, begin=0, end=3,
+                                convert_to_iter_based=True)]
+        train_cfg = dict(max_epochs=3, val_interval=3)
+        default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))
+        randomness = dict(seed=5, deterministic=True)
+    ''')
+    straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
+    subprocess.run(_train_cmd(cfg, straight), cwd=ROOT, check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    _kill_when('epoch_1.pth', interrupted, _train_cmd(cfg, interrupted))
+    run_tool(['tools/train.py', str(cfg), '--work-dir', str(interrupted), '--resume'])
+    a, b = _final_state(straight, 'epoch_3.pth'), _final_state(interrupted, 'epoch_3.pth')
+    assert 'ema_state_dict' in a
+    _assert_same_training_state(a, b)
+
+
+# -- non-finite loss ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize('mode', ['stop', 'skip'])
+def test_non_finite_loss(tmp_path, shapes, mode):
+    root = f'{shapes}/imagenet'
+    cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', f'''
+        train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(data_root='{root}',
+                                transform=dict(input_size=48)))
+        val_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(data_root='{root}', transform=dict(input_size=48)))
+        test_dataloader = val_dataloader
+        model = dict(backbone=dict(img_size=48))
+        optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='SGD', lr=1e30))
+        param_scheduler = []
+        train_cfg = dict(max_epochs=2, val_interval=2)
+        default_hooks = dict(checkpoint=dict(interval=1))
+    ''')
+    work = tmp_path / 'work'
+    if mode == 'stop':
+        with pytest.raises(AssertionError) as err:
+            run_tool(['tools/train.py', str(cfg), '--work-dir', str(work)])
+        assert 'non-finite loss at iteration' in str(err.value) and 'loss_cls=' in str(err.value)
+        assert not list(work.glob('*.pth'))  # nothing of the broken state was saved
+    else:
+        cfg.write_text(cfg.read_text() + "custom_hooks = [dict(type='NonFiniteLossHook', max_skips=1000)]\n")
+        result = run_tool(['tools/train.py', str(cfg), '--work-dir', str(work), '--on-nonfinite', 'skip'])
+        assert 'update skipped' in result.stdout + result.stderr
+
+
+def test_skip_wrapper_leaves_parameters_untouched():
+    from lsnet.mm.reliability import SkipNonFiniteOptimWrapper
+    layer = torch.nn.Linear(2, 1)
+    before = layer.weight.detach().clone()
+    wrapper = SkipNonFiniteOptimWrapper(torch.optim.SGD(layer.parameters(), lr=1.0))
+    wrapper.update_params(layer(torch.ones(1, 2)).sum() * float('nan'))
+    assert wrapper.skipped_steps == 1 and torch.equal(layer.weight, before)
+    wrapper.update_params(layer(torch.ones(1, 2)).sum())
+    assert not torch.equal(layer.weight, before)
+
+
+# -- bad data ---------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def coco_copy(tmp_path, shapes):
+    import shutil
+    root = tmp_path / 'coco'
+    shutil.copytree(f'{shapes}/coco', root)
+    return root
+
+
+def _checked(root, **kwargs):
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import DATASETS, DefaultScope
+    register_all_modules()
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return DATASETS.build(dict(type='CheckedDataset', dataset=dict(
+            type='CocoDataset', data_root=str(root) + '/', ann_file='annotations/instances_train2017.json',
+            data_prefix=dict(img='train2017/'), metainfo=dict(classes=('circle', 'square', 'triangle', 'star')),
+            pipeline=[]), **kwargs))
+
+
+def test_missing_and_corrupt_images_are_named(coco_copy):
+    images = sorted((coco_copy / 'train2017').glob('*.jpg'))
+    images[0].unlink()
+    images[1].write_bytes(images[1].read_bytes()[:300])  # truncated JPEG
+    with pytest.raises(ValueError, match=f'missing image .*{images[0].name}'):
+        _checked(coco_copy)
+    with pytest.raises(ValueError, match=f'corrupt or truncated image .*{images[1].name}'):
+        _checked(coco_copy, decode=True, on_error='raise')
+    dataset = _checked(coco_copy, decode=True, on_error='skip')
+    assert dataset.num_skipped == 2 and len(dataset) == 14
+
+
+def test_category_outside_classes_and_missing_annotation_file(coco_copy):
+    ann = coco_copy / 'annotations' / 'instances_train2017.json'
+    content = json.loads(ann.read_text())
+    content['categories'].append(dict(id=9, name='hexagon'))
+    content['annotations'][0]['category_id'] = 9
+    ann.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"category ids \['9 \(hexagon\)'\] that are not among the configured"):
+        _checked(coco_copy)
+    ann.unlink()
+    with pytest.raises(FileNotFoundError, match='instances_train2017.json'):
+        _checked(coco_copy)
+
+
+def test_empty_dataset(tmp_path):
+    from lsnet.mm.classification import ImageFolderDataset
+    (tmp_path / 'train' / 'circle').mkdir(parents=True)
+    with pytest.raises(ValueError, match='no images found'):
+        ImageFolderDataset(str(tmp_path), 'train')
+
+
+def test_label_map_values_outside_classes(tmp_path):
+    from mmseg.utils import register_all_modules
+    from mmengine.registry import DATASETS, DefaultScope
+    register_all_modules()
+    root = tmp_path / 'ade'
+    generate_shapes(tmp_path, ('ade',), num_train=3, num_val=1, image_size=(32, 32))
+    label = root / 'annotations' / 'training' / 'shapes_000001.png'
+    values = np.asarray(Image.open(label)).copy()
+    values[0, 0] = 42
+    Image.fromarray(values).save(label)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        with pytest.raises(ValueError, match=r'shapes_000001.png has values \[41\] outside the 5 classes'):
+            DATASETS.build(dict(type='CheckedDataset', dataset=dict(
+                type='BaseSegDataset', data_root=str(root), img_suffix='.jpg', seg_map_suffix='.png',
+                reduce_zero_label=True, data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+                metainfo=dict(classes=('background', 'circle', 'square', 'triangle', 'star')))))
+
+
+def test_train_tool_reports_bad_data_before_training(tmp_path, coco_copy):
+    next(iter(sorted((coco_copy / 'train2017').glob('*.jpg')))).unlink()
+    cfg = write_override(tmp_path, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', f'''
+        train_dataloader = dict(num_workers=0, dataset=dict(data_root='{coco_copy}/'))
+    ''')
+    with pytest.raises(AssertionError, match='missing image'):
+        run_tool(['tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w')])
+
+
+# -- bad configuration ----------------------------------------------------------------------------------
+def test_config_key_typo_names_the_closest_argument():
+    from mmdet.registry import MODELS
+    with pytest.raises(Exception, match=r"'out_indice' \(did you mean 'out_indices'\?\)"):
+        MODELS.build(dict(type='LSNet', arch='t', out_indice=(0, 1)))
+    with pytest.raises(Exception, match=r"unknown arch 'tiny'"):
+        MODELS.build(dict(type='VAN', arch='tiny'))
