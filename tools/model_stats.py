@@ -1,6 +1,9 @@
-"""Print parameters and FLOPs of LSNet/VAN variants (deploy models, one image).
+"""Print parameters and FLOPs of LSNet/VAN variants (deploy models, one image), or of whole
+detectors/segmentors built from configs at the papers' input sizes (1333x800 for COCO, 512x512 for
+ADE20K; backbone + neck + head, tensor forward).
 
 python tools/model_stats.py [--models lsnet_t van_b0 ...] [--size 224 224]
+python tools/model_stats.py --configs configs/retinanet/*_1x_coco.py configs/sem_fpn/*_40k_ade20k.py
 """
 import argparse
 import os.path as osp
@@ -21,13 +24,42 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=list(PAPER))
     parser.add_argument('--size', nargs=2, type=int, default=(224, 224), metavar=('H', 'W'))
+    parser.add_argument('--configs', nargs='+', default=None, help='detection/segmentation configs')
     args = parser.parse_args(argv)
+    if args.configs:
+        return config_stats(args.configs)
     print(f'| model | params (M) | GFLOPs @{args.size[0]}x{args.size[1]} | paper params / GFLOPs (224) |')
     print('|---|---|---|---|')
     for name in args.models:
         params, flops = count_params_and_flops(timm.create_model(name), tuple(args.size))
         paper = PAPER.get(name)
         print(f'| {name} | {params:.2f} | {flops:.3f} | {f"{paper[0]} / {paper[1]}" if paper else "-"} |')
+
+
+def config_stats(paths) -> None:
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from torch.utils.flop_counter import FlopCounterMode
+    print('| config | params (M) | GFLOPs | input |\n|---|---|---|---|')
+    for path in paths:
+        cfg = Config.fromfile(path)
+        scope = cfg.default_scope
+        if scope == 'mmdet':
+            from mmdet.registry import MODELS
+            size = (800, 1333)
+        else:
+            from mmseg.registry import MODELS
+            size = (512, 512)
+        cfg.model.backbone.init_cfg = None
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(cfg.model).eval()
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, 3, *size), mode='tensor')
+        name = path.split('/')[-1][:-3]
+        print(f'| {name} | {params:.1f} | {counter.get_total_flops() / 2e9:.1f} | {size[1]}x{size[0]} |', flush=True)
 
 
 if __name__ == '__main__':

@@ -58,7 +58,7 @@ if "$PY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VER
 else
     wheel="$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -1 || true)"
     if [[ -z "$wheel" ]]; then
-        log "no cached mmcv wheel for torch $torch_version/$py_tag: building from source (~16 min on 2 cores)"
+        log "no cached mmcv wheel for torch $torch_version/$py_tag: building from source (about 7 min on 2 cores)"
         build="$CACHE/build-mmcv-$$"
         rm -rf "$build" && mkdir -p "$build"
         sdist="$CACHE/sdist/mmcv-$MMCV_VERSION.tar.gz"

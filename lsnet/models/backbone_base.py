@@ -120,6 +120,17 @@ class DenseBackboneMixin:
     def stage_modules(self, index: int) -> list[nn.Module]:
         raise NotImplementedError
 
+    def _intermediate_indices(self, indices, output_fmt: str) -> list[int]:
+        """timm's ``indices`` argument (None: all, n: the last n, or a list) as stage indices."""
+        name = type(self).__name__
+        if output_fmt != 'NCHW':
+            raise ValueError(f"{name}: output_fmt {output_fmt!r} is not supported; valid: 'NCHW'")
+        if indices is None:
+            return list(range(self.num_stages))
+        if isinstance(indices, int):
+            return list(range(self.num_stages - indices, self.num_stages))
+        return list(check_out_indices(indices, self.num_stages, name))
+
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
         return state_dict

@@ -356,14 +356,7 @@ class LSNet(DenseBackboneMixin, nn.Module):
                               norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
                               intermediates_only: bool = False):
         """timm's feature API: the stage maps at ``indices`` (all four by default)."""
-        if output_fmt != 'NCHW':
-            raise ValueError(f"LSNet: output_fmt {output_fmt!r} is not supported; valid: 'NCHW'")
-        if indices is None:
-            take = list(range(self.num_stages))
-        elif isinstance(indices, int):
-            take = list(range(self.num_stages - indices, self.num_stages))
-        else:
-            take = list(check_out_indices(indices, self.num_stages, 'LSNet'))
+        take = self._intermediate_indices(indices, output_fmt)
         intermediates = []
         x = self.patch_embed(x)
         last = max(take) if stop_early else self.num_stages - 1

@@ -239,14 +239,7 @@ class VAN(DenseBackboneMixin, nn.Module):
                               norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
                               intermediates_only: bool = False):
         """timm's feature API: the stage maps (after their LayerNorm) at ``indices``."""
-        if output_fmt != 'NCHW':
-            raise ValueError(f"VAN: output_fmt {output_fmt!r} is not supported; valid: 'NCHW'")
-        if indices is None:
-            take = list(range(self.num_stages))
-        elif isinstance(indices, int):
-            take = list(range(self.num_stages - indices, self.num_stages))
-        else:
-            take = list(check_out_indices(indices, self.num_stages, 'VAN'))
+        take = self._intermediate_indices(indices, output_fmt)
         intermediates = []
         last = max(take) if stop_early else self.num_stages - 1
         for stage in range(last + 1):

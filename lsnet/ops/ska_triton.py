@@ -15,6 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .custom_op import define_ska_op
+
 _CONFIGS = [triton.Config({'BLOCK_P': bp}, num_warps=nw)
             for bp, nw in ((64, 2), (128, 4), (256, 4), (512, 8))]
 
@@ -106,9 +108,7 @@ def _launch_args(x: torch.Tensor, w: torch.Tensor):
     return grid, (h, wd, h * wd, groups, per_group), triton.next_power_of_2(per_group)
 
 
-@torch.library.custom_op('lsnet::ska', mutates_args=())
-def ska_triton(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """SKA forward on CUDA through Triton; x and w must share a dtype."""
+def _forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     x, w = x.contiguous(), w.contiguous()
     out = torch.empty_like(x)
     grid, dims, block_r = _launch_args(x, w)
@@ -116,15 +116,7 @@ def ska_triton(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@ska_triton.register_fake
-def _(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
-
-
-@torch.library.custom_op('lsnet::ska_backward', mutates_args=())
-def ska_triton_backward(grad_out: torch.Tensor, x: torch.Tensor,
-                        w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused SKA backward: returns (grad_x, grad_w)."""
+def _backward(grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor):
     grad_out, x, w = grad_out.contiguous(), x.contiguous(), w.contiguous()
     grad_x = torch.empty_like(x)
     grad_w = torch.empty_like(w)
@@ -133,19 +125,5 @@ def ska_triton_backward(grad_out: torch.Tensor, x: torch.Tensor,
     return grad_x, grad_w
 
 
-@ska_triton_backward.register_fake
-def _(grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
-            torch.empty_like(w, memory_format=torch.contiguous_format))
-
-
-def _setup_context(ctx, inputs, output) -> None:
-    ctx.save_for_backward(*inputs)
-
-
-def _backward(ctx, grad_out: torch.Tensor):
-    x, w = ctx.saved_tensors
-    return ska_triton_backward(grad_out, x, w)
-
-
-ska_triton.register_autograd(_backward, setup_context=_setup_context)
+# torch.ops.lsnet.ska: SKA on CUDA through Triton (x and w of one dtype), with the fused backward.
+ska_triton = define_ska_op('ska', _forward, _backward)
