@@ -1,5 +1,8 @@
 """Throughput, memory and SKA-kernel benchmarks, printed as tables with ratios to a baseline.
 
+Detectors and segmentors from configs: inference at the papers' sizes (1333x800 COCO, 2048x512
+ADE20K) and a training step (forward + backward + optimizer) on synthetic targets, with peak memory:
+    python tools/benchmark.py dense --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py [--batch 2]
 Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused, warm-up, then
 img/s over a timed window; GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32.
     python tools/benchmark.py models --models lsnet_t lsnet_s resnet50 --baseline resnet50
@@ -181,9 +184,85 @@ def bench_ska_cpu(args: argparse.Namespace) -> None:
               f'{cpp_s / conv_s:.2f} | {torch_s / conv_s:.2f} |', flush=True)
 
 
+def _dense_inputs(model, scope: str, batch: int, size: tuple[int, int], num_classes: int, device):
+    """Packed synthetic inputs (images and targets) that the model's data preprocessor accepts."""
+    if scope == 'mmdet':
+        from mmdet.testing import demo_mm_inputs
+        packed = demo_mm_inputs(batch, [(3, *size)] * batch, num_items=[5] * batch, num_classes=num_classes,
+                                with_mask=hasattr(model, 'roi_head') and getattr(model.roi_head, 'with_mask', False))
+        return packed
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(batch):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, *size)))
+        sample.set_metainfo(dict(img_shape=size, ori_shape=size, pad_shape=size))
+        samples.append(sample)
+    return dict(inputs=[torch.randint(0, 255, (3, *size), dtype=torch.uint8) for _ in range(batch)],
+                data_samples=samples)
+
+
+def bench_dense(args: argparse.Namespace, device: torch.device) -> None:
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    rows = []
+    for path in args.configs:
+        cfg = Config.fromfile(path)
+        scope = cfg.default_scope
+        if scope == 'mmdet':
+            from mmdet.registry import MODELS
+            size, head = (800, 1333), cfg.model.get('bbox_head') or cfg.model.roi_head.bbox_head
+        else:
+            from mmseg.registry import MODELS
+            size, head = (512, 2048), cfg.model.decode_head
+        size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
+        cfg.model.backbone.init_cfg = None
+        if device.type == 'cpu':  # SyncBN needs CUDA
+            cfg = Config.fromstring(cfg.pretty_text.replace("'SyncBN'", "'BN'"), '.py')
+        batch = args.batch or 2
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(cfg.model).to(device)
+            optim = build_optim_wrapper(model, cfg.optim_wrapper)
+        amp_dtype = DTYPES[args.amp] if args.amp != 'none' else None
+        model.eval()
+        x = torch.randn(1, 3, *size, device=device)
+
+        def infer():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                model(x, mode='tensor')
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        infer_s = time_call(infer, device, args.min_time, args.warmup)
+        infer_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
+        train_size = tuple(int(round(512 * args.dense_scale / 32)) * 32 for _ in range(2)) if scope == 'mmseg' else size
+        packed = _dense_inputs(model, scope, batch, train_size, head.num_classes, device)
+        model.train()
+
+        def train_step():
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                data = model.data_preprocessor(packed, True)
+                losses = model(**data, mode='loss')
+            loss, _ = model.parse_losses(losses)
+            optim.update_params(loss)
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        train_s = time_call(train_step, device, args.min_time, args.warmup)
+        train_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
+        rows.append((path.split('/')[-1][:-3], infer_s, infer_mem, batch / train_s, train_mem, train_size))
+        print(f'  {rows[-1][0]}: {1 / infer_s:.2f} img/s inference, {batch / train_s:.2f} img/s training', flush=True)
+    print(f'\nbatch {args.batch or 2} for training, amp={args.amp}, device={device}')
+    print('| config | inference img/s | inference peak GiB | train img/s (crop) | train peak GiB |\n|---|---|---|---|---|')
+    for name, infer_s, infer_mem, train_speed, train_mem, train_size in rows:
+        print(f'| {name} | {1 / infer_s:.2f} | {infer_mem:.2f} | {train_speed:.2f} ({train_size[1]}x{train_size[0]}) | '
+              f'{train_mem:.2f} |')
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('what', choices=['models', 'ska'])
+    parser.add_argument('what', choices=['models', 'ska', 'dense'])
+    parser.add_argument('--configs', nargs='+', default=['configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py'])
     parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
     parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
     parser.add_argument('--mode', choices=['infer', 'train'], default='infer')
@@ -195,6 +274,7 @@ def main(argv=None) -> None:
     parser.add_argument('--cuda-graph', action='store_true', help='with --compile: CUDA graphs (max-autotune)')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--dtypes', nargs='+', default=['fp32', 'fp16'], choices=list(DTYPES))
+    parser.add_argument('--dense-scale', type=float, default=1.0, help='scale the papers\' dense input sizes')
     parser.add_argument('--min-time', type=float, default=3.0)
     parser.add_argument('--warmup', type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -203,6 +283,8 @@ def main(argv=None) -> None:
         args.amp = 'fp16' if device.type == 'cuda' else 'none'
     if args.what == 'models':
         bench_models(args, device)
+    elif args.what == 'dense':
+        bench_dense(args, device)
     elif device.type == 'cuda':
         bench_ska_gpu(args, device)
     else:
