@@ -189,3 +189,15 @@ class TestCompiledCPU:
         torch.testing.assert_close(compiled(x, w), ska_torch(x, w))
         with ska_backend('cpp'), pytest.raises(RuntimeError, match='float32/float64 CPU'):
             ska(x.bfloat16(), w)
+
+
+@pytest.mark.slow
+def test_lsconv_under_inductor_compile():
+    """The whole LS convolution compiles with the default backend (C++ codegen on CPU)."""
+    from lsnet.models.lsnet import LSConv
+    module = LSConv(16).eval()
+    x = torch.randn(2, 16, 7, 9)
+    with torch.no_grad():
+        want = module(x)
+        got = torch.compile(module)(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
