@@ -1,6 +1,7 @@
 """Print parameters and FLOPs of LSNet/VAN variants (deploy models, one image), or of whole
 detectors/segmentors built from configs at the papers' input sizes (1333x800 for COCO, 512x512 for
-ADE20K; backbone + neck + head, tensor forward).
+ADE20K): parameters of the whole model; FLOPs of backbone + neck for detectors (their heads' cost
+after proposals/NMS depends on the image) and of the whole network for Semantic FPN.
 
 python tools/model_stats.py [--models lsnet_t van_b0 ...] [--size 224 224]
 python tools/model_stats.py --configs configs/retinanet/*_1x_coco.py configs/sem_fpn/*_40k_ade20k.py
@@ -41,7 +42,7 @@ def config_stats(paths) -> None:
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from torch.utils.flop_counter import FlopCounterMode
-    print('| config | params (M) | GFLOPs | input |\n|---|---|---|---|')
+    print('| config | params (M), whole model | GFLOPs: detectors backbone + neck, segmentors whole | input |\n|---|---|---|---|')
     for path in paths:
         cfg = Config.fromfile(path)
         scope = cfg.default_scope
@@ -57,7 +58,10 @@ def config_stats(paths) -> None:
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
-            model(torch.zeros(1, 3, *size), mode='tensor')
+            if scope == 'mmdet':  # heads after NMS/proposals cost what the image holds: count backbone + neck
+                model.extract_feat(torch.zeros(1, 3, *size))
+            else:
+                model(torch.zeros(1, 3, *size), mode='tensor')
         name = path.split('/')[-1][:-3]
         print(f'| {name} | {params:.1f} | {counter.get_total_flops() / 2e9:.1f} | {size[1]}x{size[0]} |', flush=True)
 

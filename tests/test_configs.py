@@ -1,0 +1,37 @@
+"""Every shipped detection/segmentation config builds, and its pyramid strides match its heads."""
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip('mmdet')
+pytest.importorskip('mmseg')
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(str(p.relative_to(ROOT)) for folder in ('retinanet', 'mask_rcnn', 'sem_fpn')
+                 for p in (ROOT / 'configs' / folder).glob('*.py'))
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_builds_with_consistent_strides(path):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    import lsnet  # noqa: F401
+    cfg = Config.fromfile(str(ROOT / path))
+    cfg.model.backbone.init_cfg = None
+    scope = cfg.default_scope
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model).eval()
+    height, width = 256, 320
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, height, width))
+    strides = [height // f.shape[2] for f in feats]
+    if scope == 'mmdet':
+        head = model.bbox_head if hasattr(model, 'bbox_head') else model.rpn_head
+        assert strides == [s[0] for s in head.prior_generator.strides], (path, strides)
+        if hasattr(model, 'roi_head'):
+            assert model.roi_head.bbox_roi_extractor.featmap_strides == strides[:4]
+    else:
+        assert strides == list(model.decode_head.feature_strides), (path, strides)
+    assert 'init_cfg' in Config.fromfile(str(ROOT / path)).model.backbone or path.endswith('_shapes.py')
