@@ -38,7 +38,7 @@ def log(message: str) -> None:
 
 def backbone_overrides(name: str) -> tuple[str, list[str], list[str]]:
     """(config family, overrides for the classifier, overrides for the dense models)."""
-    family, arch = name.split('_', 1)
+    family, _, arch = name.partition('_')
     if family == 'lsnet' and arch in LSNET_DIMS:
         dims = LSNET_DIMS[arch]
         return 'lsnet-t', [f'model.backbone.arch={arch}'], [f'model.backbone.arch={arch}',
