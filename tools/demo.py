@@ -154,8 +154,11 @@ def main(argv=None) -> None:
             opts += [f'train_dataloader.dataset.data_root={data}/ade', f'val_dataloader.dataset.data_root={data}/ade',
                      f'test_dataloader.dataset.data_root={data}/ade', f'param_scheduler.0.end={iters}']
         if pretrained:
+            # The demo pretrains at 64 px, where LSNet's last stage sees 1x1 maps; its BatchNorm
+            # statistics do not fit 256x320 images (stage-4 outputs reach 1e7), so fine-tuning
+            # re-estimates them instead of keeping BN frozen as the ImageNet recipe does.
             opts += ['model.backbone.init_cfg._delete_=True', 'model.backbone.init_cfg.type=Pretrained',
-                     f'model.backbone.init_cfg.checkpoint={pretrained}']
+                     f'model.backbone.init_cfg.checkpoint={pretrained}', 'model.backbone.norm_eval=False']
         t0 = time.time()
         run(['tools/train.py', str(cfg), '--work-dir', str(work), '--overwrite', '--cfg-options', *opts],
             title, out / 'work' / f'{task}_train.log')
