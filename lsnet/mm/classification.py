@@ -13,7 +13,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.dataset import default_collate  # noqa: F401  (registered as 'default_collate')
 from mmengine.dist import get_dist_info
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseDataPreprocessor, BaseModel
