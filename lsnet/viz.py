@@ -51,15 +51,21 @@ def draw_curves(work_dirs: dict, out: Path) -> Path:
     return path
 
 
-def draw_detections(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Path, out: Path, title: str,
-                    score_thr: float = 0.3, count: int = 8) -> Path:
-    from mmdet.apis import inference_detector, init_detector
-    from mmengine.config import Config, DictAction
+def _config(cfg: Path, opts: list[str]):
+    """The config as the demo's tools ran it: the file plus the same ``--cfg-options`` strings."""
     import argparse
+    from mmengine.config import Config, DictAction
     parser = argparse.ArgumentParser()
     parser.add_argument('--o', nargs='+', action=DictAction, default={})
     config = Config.fromfile(str(cfg))
     config.merge_from_dict(parser.parse_args(['--o', *opts]).o)
+    return config
+
+
+def draw_detections(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Path, out: Path, title: str,
+                    score_thr: float = 0.3, count: int = 8) -> Path:
+    from mmdet.apis import inference_detector, init_detector
+    config = _config(cfg, opts)
     config.model.backbone.init_cfg = None
     model = init_detector(config, str(checkpoint), device='cpu')
     classes = model.dataset_meta['classes']
@@ -83,12 +89,7 @@ def draw_detections(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Pat
 def draw_segmentation(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Path, out: Path, title: str,
                       count: int = 8) -> Path:
     from mmseg.apis import inference_model, init_model
-    from mmengine.config import Config, DictAction
-    import argparse
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction, default={})
-    config = Config.fromfile(str(cfg))
-    config.merge_from_dict(parser.parse_args(['--o', *opts]).o)
+    config = _config(cfg, opts)
     config.model.backbone.init_cfg = None
     model = init_model(config, str(checkpoint), device='cpu')
     palette = np.array(model.dataset_meta['palette'], dtype=np.uint8)
@@ -106,16 +107,12 @@ def draw_segmentation(cfg: Path, checkpoint: Path, opts: list[str], image_dir: P
 def draw_classification(cfg: Path, checkpoint: Path, opts: list[str], image_root: Path, out: Path,
                         per_class: int = 4) -> Path:
     import torch
-    from lsnet.mm.classification import ImageFolderDataset
-    from mmengine.config import Config, DictAction
     from mmengine.registry import MODELS
-    import argparse
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction, default={})
-    config = Config.fromfile(str(cfg))
-    config.merge_from_dict(parser.parse_args(['--o', *opts]).o)
+
+    from .mm.checkpoint import load_model_checkpoint
+    from .mm.classification import ImageFolderDataset
+    config = _config(cfg, opts)
     model = MODELS.build(config.model).eval()
-    from lsnet.mm.checkpoint import load_model_checkpoint
     load_model_checkpoint(model, checkpoint)
     dataset = ImageFolderDataset(str(image_root), 'val', transform=config.val_dataloader.dataset.transform)
     tiles = []

@@ -77,11 +77,6 @@ def latest_checkpoint(work_dir: Path) -> Path:
     return found[-1]
 
 
-def scalars(work_dir: Path) -> list[dict]:
-    files = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    return [json.loads(line) for line in files[-1].read_text().splitlines()] if files else []
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--backbone', default='lsnet_t', help='lsnet_t/s/b or van_b0..b3')
