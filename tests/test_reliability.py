@@ -176,7 +176,7 @@ def test_non_finite_loss(tmp_path, shapes, mode):
 
 
 def test_skip_wrapper_leaves_parameters_untouched():
-    from lsnet.mm.reliability import SkipNonFiniteOptimWrapper
+    from lsnet.mm.optim import SkipNonFiniteOptimWrapper
     layer = torch.nn.Linear(2, 1)
     before = layer.weight.detach().clone()
     wrapper = SkipNonFiniteOptimWrapper(torch.optim.SGD(layer.parameters(), lr=1.0))

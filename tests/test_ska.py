@@ -116,6 +116,17 @@ TRITON_CHECK = textwrap.dedent('''
         torch.testing.assert_close(out, ref)
         for got, want in zip(grads, ref_grads):
             torch.testing.assert_close(got, want)
+    # B * G beyond CUDA's 65,535 limit of a second grid axis (LSNet-T at batch 2048 has 32 groups)
+    x = torch.randn(4100, 16, 1, 2, requires_grad=True)
+    wt = torch.randn(4100, 16, 9, 1, 2, requires_grad=True)
+    out = ska_triton(x, wt)
+    torch.testing.assert_close(out, ska_torch(x, wt))
+    grads = torch.autograd.grad(out.sum(), (x, wt))
+    for got, want in zip(grads, torch.autograd.grad(ska_torch(x, wt).sum(), (x, wt))):
+        torch.testing.assert_close(got, want)
+    # the first-contact check passes for the real kernels
+    from lsnet.ops.ska import first_contact_ok
+    assert first_contact_ok('triton', torch.device('cpu'), torch.float32, strict=True)
     print('TRITON-OK')
 ''')
 
@@ -127,6 +138,43 @@ def test_triton_kernels_in_interpreter():
     result = subprocess.run([sys.executable, '-c', TRITON_CHECK], env=env, capture_output=True, text=True,
                             timeout=600)
     assert 'TRITON-OK' in result.stdout, result.stderr[-3000:]
+
+
+def test_launch_beyond_grid_limit_is_named():
+    pytest.importorskip('triton')
+    from lsnet.ops.ska_triton import MAX_PROGRAMS, check_launch_shape
+    check_launch_shape(2048, 32, 14 * 14)  # LSNet-T at the papers' batch: fine
+    with pytest.raises(ValueError, match='grid limit'):
+        check_launch_shape(65536, 512, 64 * 64 * 2)
+    assert MAX_PROGRAMS == 2 ** 31 - 1
+
+
+def test_first_contact_falls_back_once_with_a_warning(monkeypatch):
+    """A compiled kernel that disagrees with the torch path, or fails to launch, is caught by the
+    first-contact check: one warning naming the error, then the torch path; strict mode raises."""
+    import warnings
+    import importlib
+    ska_module = importlib.import_module('lsnet.ops.ska')  # the module, not the function it exports
+    monkeypatch.setattr(ska_module, '_first_contact', {})
+    cpu = torch.device('cpu')
+
+    def wrong(x, w):
+        return ska_torch(x, w) * 1.01
+
+    def crashing(x, w):
+        raise RuntimeError('Triton Error [CUDA]: invalid argument')
+
+    with pytest.warns(RuntimeWarning, match=r'forward differs.*using the PyTorch path'):
+        assert not ska_module.first_contact_ok('triton', cpu, torch.float32, implementation=wrong)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # the verdict is kept: no second check, no second warning
+        assert not ska_module.first_contact_ok('triton', cpu, torch.float32, implementation=wrong)
+    with pytest.raises(RuntimeError, match='failed its check.*forward differs'):
+        ska_module.first_contact_ok('triton', cpu, torch.float32, strict=True)
+    with pytest.warns(RuntimeWarning, match='invalid argument'):
+        assert not ska_module.first_contact_ok('triton', cpu, torch.float64, implementation=crashing)
+    with torch.inference_mode():  # a model's forward may run the check under inference mode
+        assert ska_module.first_contact_ok('triton', cpu, torch.float16, implementation=ska_torch)
 
 
 @pytest.mark.gpu

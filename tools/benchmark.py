@@ -7,6 +7,9 @@ Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused
 img/s over a timed window; GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32.
     python tools/benchmark.py models --models lsnet_t lsnet_s resnet50 --baseline resnet50
     python tools/benchmark.py models --mode train --batch 256 --compile     # fwd+bwd+AdamW step
+Activation checkpointing (the backbones' ``with_cp``): the memory autograd saves for the backward
+pass, and the step time, with it off and on:
+    python tools/benchmark.py checkpointing --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py
 SKA kernel against its memory floor (bytes moved / copy bandwidth measured in the same run), and,
 on CPU, against a depth-wise 3x3 convolution of the same shape:
     python tools/benchmark.py ska [--dtypes fp32 fp16]
@@ -14,6 +17,7 @@ on CPU, against a depth-wise 3x3 convolution of the same shape:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os.path as osp
 import sys
 import time
@@ -259,9 +263,85 @@ def bench_dense(args: argparse.Namespace, device: torch.device) -> None:
               f'{train_mem:.2f} |')
 
 
+class SavedActivations:
+    """Bytes of the tensors autograd saves for the backward pass (distinct storages), the memory
+    that activation checkpointing trades for recomputation; counted, so the same on every machine."""
+
+    def __init__(self):
+        self.storages: dict = {}
+
+    def __enter__(self):
+        def pack(tensor):
+            storage = tensor.untyped_storage()
+            self.storages[storage.data_ptr()] = storage.nbytes()
+            return tensor
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._hooks.__exit__(*exc)
+
+    @property
+    def gib(self) -> float:
+        return sum(self.storages.values()) / 2 ** 30
+
+
+def bench_checkpointing(args: argparse.Namespace, device: torch.device) -> None:
+    """Training step of each config with the backbone's ``with_cp`` off and on, side by side."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    rows = []
+    for path in args.configs:
+        cfg = Config.fromfile(path)
+        scope = cfg.default_scope
+        registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+        head = cfg.model.get('bbox_head') or (cfg.model.roi_head.bbox_head if scope == 'mmdet' else cfg.model.decode_head)
+        size = (800, 1333) if scope == 'mmdet' else (512, 512)
+        size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
+        cfg.model.backbone.init_cfg = None
+        if device.type == 'cpu':  # SyncBN needs CUDA
+            cfg = Config.fromstring(cfg.pretty_text.replace("'SyncBN'", "'BN'"), '.py')
+        batch = args.batch or 2
+        results = {}
+        for with_cp in (False, True):
+            cfg.model.backbone.with_cp = with_cp
+            torch.manual_seed(0)
+            with DefaultScope.overwrite_default_scope(scope):
+                model = registry.build(cfg.model).to(device).train()
+            packed = _dense_inputs(model, scope, batch, size, head.num_classes, device)
+
+            def train_step(count: bool = False):
+                saved = SavedActivations()
+                with saved if count else contextlib.nullcontext():
+                    data = model.data_preprocessor(packed, True)
+                    loss, _ = model.parse_losses(model(**data, mode='loss'))
+                loss.backward()
+                model.zero_grad(set_to_none=True)
+                return saved
+            saved = train_step(count=True)
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats(device)
+            seconds = time_call(train_step, device, args.min_time, args.warmup)
+            peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
+            results[with_cp] = (saved.gib, peak, seconds)
+            del model
+        name = path.split('/')[-1][:-3]
+        rows.append((name, size, results))
+        print(f'  {name}: saved activations {results[False][0]:.3f} -> {results[True][0]:.3f} GiB', flush=True)
+    print(f'\ntraining step (forward + backward), batch {args.batch or 2}, device={device}')
+    print('| config | input | saved activations GiB: plain / with_cp (ratio) | peak GiB plain / with_cp | '
+          'step time with_cp / plain |\n|---|---|---|---|---|')
+    for name, size, results in rows:
+        (plain_saved, plain_peak, plain_s), (cp_saved, cp_peak, cp_s) = results[False], results[True]
+        peaks = f'{plain_peak:.2f} / {cp_peak:.2f}' if device.type == 'cuda' else '- (GPU only)'
+        print(f'| {name} | {size[1]}x{size[0]} | {plain_saved:.3f} / {cp_saved:.3f} ({cp_saved / plain_saved:.2f}) | '
+              f'{peaks} | {cp_s / plain_s:.2f} |')
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('what', choices=['models', 'ska', 'dense'])
+    parser.add_argument('what', choices=['models', 'ska', 'dense', 'checkpointing'])
     parser.add_argument('--configs', nargs='+', default=['configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py'])
     parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
     parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
@@ -285,6 +365,8 @@ def main(argv=None) -> None:
         bench_models(args, device)
     elif args.what == 'dense':
         bench_dense(args, device)
+    elif args.what == 'checkpointing':
+        bench_checkpointing(args, device)
     elif device.type == 'cuda':
         bench_ska_gpu(args, device)
     else:

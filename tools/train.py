@@ -12,6 +12,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 from mmengine.runner import Runner  # noqa: E402
 
 import lsnet  # noqa: E402,F401  (registers models, safe checkpoint loading)
+from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.reliability import find_resumable_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, guard_work_dir, load_config  # noqa: E402
 
@@ -27,11 +28,10 @@ def add_safety(cfg, args) -> None:
     if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
         cfg.train_cfg.type = 'ExactResumeIterBasedTrainLoop'
     if args.on_nonfinite == 'skip':
-        kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        skipping = {'OptimWrapper': 'SkipNonFiniteOptimWrapper', 'AmpOptimWrapper': 'SkipNonFiniteAmpOptimWrapper'}
-        if kind not in skipping:
-            raise SystemExit(f'--on-nonfinite skip supports OptimWrapper and AmpOptimWrapper, not {kind}')
-        cfg.optim_wrapper.type = skipping[kind]
+        try:
+            enable_skip_nonfinite(cfg.optim_wrapper)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
     if args.check_data != 'off':
         loader = cfg.train_dataloader
         loader.dataset = dict(type='CheckedDataset', dataset=loader.dataset, on_error=args.check_data,
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or from the latest checkpoint in the work dir if none is given')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true', help='mixed precision: fp16 with loss scaling on a GPU, bfloat16 on CPU')
     parser.add_argument('--overwrite', action='store_true',
                         help='allow training into a work dir that already holds checkpoints')
     parser.add_argument('--check-data', choices=['raise', 'skip', 'off'], default='raise',
@@ -59,11 +59,11 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = load_config(args)
     if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('[lsnet] AMP is already enabled in the config')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        try:
+            kind = enable_amp(cfg.optim_wrapper)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+        print(f'[lsnet] --amp: optim_wrapper {kind}')
     add_safety(cfg, args)
     if args.resume == 'auto':
         found = find_resumable_checkpoint(cfg.work_dir)

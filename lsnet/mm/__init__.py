@@ -7,7 +7,7 @@ current PyTorch (see ``compat``).
 from mmengine.registry import MODELS
 
 from ..models import VAN, LSNet
-from . import classification, compat, datacheck, hooks, reliability  # noqa: F401
+from . import classification, compat, datacheck, hooks, optim, reliability  # noqa: F401
 
 MODELS.register_module('LSNet', module=LSNet, force=True)
 MODELS.register_module('VAN', module=VAN, force=True)

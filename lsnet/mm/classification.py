@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from mmengine.dist import get_dist_info
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseDataPreprocessor, BaseModel
-from mmengine.optim import OptimWrapper
-from mmengine.registry import DATA_SAMPLERS, DATASETS, METRICS, MODELS, OPTIM_WRAPPERS
+from mmengine.registry import DATA_SAMPLERS, DATASETS, METRICS, MODELS
 from PIL import Image, UnidentifiedImageError
 from timm.data import Mixup, create_transform
 from timm.data.distributed_sampler import RepeatAugSampler as _TimmRepeatAugSampler
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-from timm.utils import adaptive_clip_grad
 from torch.utils.data import Dataset
+
+from ..models.checkpoint import load_state_dict_checked, read_checkpoint, unwrap_state_dict
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -167,8 +167,10 @@ class LSNetClassifier(BaseModel):
             checkpoint = teacher.get('checkpoint')
             if checkpoint and not osp.isfile(checkpoint):
                 raise FileNotFoundError(f'teacher checkpoint not found: {checkpoint}')
-            model = timm.create_model(teacher['model'], num_classes=num_classes, checkpoint_path=checkpoint or '',
-                                      **teacher.get('kwargs', {}))
+            model = timm.create_model(teacher['model'], num_classes=num_classes, **teacher.get('kwargs', {}))
+            if checkpoint:  # through the safe reader: a teacher file is never unpickled with code
+                source = f'teacher checkpoint {checkpoint}'
+                load_state_dict_checked(model, unwrap_state_dict(read_checkpoint(checkpoint), source), source)
             self.teacher = [model.eval().requires_grad_(False)]  # a list: not a submodule, not saved
             self.distill_alpha = teacher.get('alpha', 0.5)
             self.backbone.set_distilled_training(True)
@@ -223,17 +225,3 @@ class TopKAccuracy(BaseMetric):
             hits = [label in top[:k] for top, label in results]
             metrics[f'top{k}'] = float(np.mean(hits) * 100.0)
         return metrics
-
-
-@OPTIM_WRAPPERS.register_module()
-class AGCOptimWrapper(OptimWrapper):
-    """OptimWrapper with timm's adaptive gradient clipping (AGC) before every step."""
-
-    def __init__(self, optimizer, agc_clip: float = 0.02, **kwargs):
-        super().__init__(optimizer, **kwargs)
-        self.agc_clip = agc_clip
-
-    def step(self, **kwargs) -> None:
-        params = [p for group in self.optimizer.param_groups for p in group['params'] if p.grad is not None]
-        adaptive_clip_grad(params, clip_factor=self.agc_clip)
-        super().step(**kwargs)

@@ -6,8 +6,8 @@
 * ``RNGStateHook`` stores the Python, NumPy and torch RNG states in each checkpoint and restores them
   at the first iteration after a resume, so a resumed deterministic run continues bit-identically.
 * ``NonFiniteLossHook`` stops training on a NaN/Inf loss, naming the iteration and the loss terms,
-  before any checkpoint of the broken state is written; ``SkipNonFiniteOptimWrapper`` (and its AMP
-  variant) instead skip the update of such a step and count it.
+  before any checkpoint of the broken state is written; the ``SkipNonFinite*OptimWrapper`` types of
+  ``lsnet.mm.optim`` instead skip the update of such a step and count it. All ranks decide together.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import HOOKS, LOOPS, OPTIM_WRAPPERS
+from mmengine.registry import HOOKS, LOOPS
 from mmengine.runner import IterBasedTrainLoop
 
 from ..models.checkpoint import CheckpointError, read_checkpoint
@@ -209,8 +209,13 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None) -> None:
         bad = _non_finite_terms(outputs)
-        if not bad:
+        # Every rank takes the same decision, or the ranks that stop leave the others waiting.
+        any_bad = torch.tensor([1.0 if bad else 0.0])
+        all_reduce(any_bad, op='max')
+        if any_bad.item() == 0:
             return
+        if not bad:
+            bad = {'(another rank)': float('nan')}
         wrapper = runner.optim_wrapper
         skipped = getattr(wrapper, 'skipped_steps', None)
         terms = ', '.join(f'{k}={v}' for k, v in bad.items())
@@ -224,24 +229,3 @@ class NonFiniteLossHook(Hook):
                            f'[all loss terms: {all_terms}]. Training stopped; the last good checkpoint is '
                            f'{last or "none yet"}. Lower the learning rate, enable gradient clipping, or set '
                            "optim_wrapper.type='SkipNonFiniteOptimWrapper' to skip such steps.")
-
-
-class _SkipNonFiniteMixin:
-    skipped_steps = 0
-
-    def update_params(self, loss: torch.Tensor, step_kwargs=None, zero_kwargs=None) -> None:
-        if not torch.isfinite(loss.detach()).all():
-            self.skipped_steps += 1
-            self.zero_grad(**(zero_kwargs or {}))
-            return
-        super().update_params(loss, step_kwargs=step_kwargs, zero_kwargs=zero_kwargs)
-
-
-@OPTIM_WRAPPERS.register_module()
-class SkipNonFiniteOptimWrapper(_SkipNonFiniteMixin, OptimWrapper):
-    """OptimWrapper that skips (and counts) steps whose loss is NaN/Inf."""
-
-
-@OPTIM_WRAPPERS.register_module()
-class SkipNonFiniteAmpOptimWrapper(_SkipNonFiniteMixin, AmpOptimWrapper):
-    """AmpOptimWrapper that skips (and counts) steps whose loss is NaN/Inf."""

@@ -63,16 +63,34 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'checkpoint file {path} is empty (0 bytes): was its writing interrupted?')
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    # torch.save writes a zip archive (PK..); files of torch < 1.6 are a pickle (protocol 2+: 0x80).
+    if not (magic.startswith(b'PK\x03\x04') or magic[:1] == b'\x80'):
+        raise CheckpointError(f'{path} is not a checkpoint: it is neither a PyTorch zip archive nor a pickle '
+                              f'(first bytes {magic!r})')
     try:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        reason = _unpickling_reason(str(err))
+        if 'global' not in reason.lower() and 'class' not in reason.lower():
+            raise CheckpointError(f'{path} is not a readable checkpoint (corrupt or truncated): {reason}') from err
         raise CheckpointError(
-            f'checkpoint file {path} holds objects that are not safe to unpickle ({err}). '
-            'If you trust the file, load it with torch.load(..., weights_only=False) and save its '
+            f'checkpoint file {path} holds objects that are not safe to unpickle ({reason}); it was not '
+            'loaded. If you trust the file, load it with torch.load(..., weights_only=False) and save its '
             'state dict alone.') from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f'checkpoint file {path} is corrupt or truncated: {err}') from err
+
+
+def _unpickling_reason(message: str) -> str:
+    """The line of torch's weights-only error that says what was refused (its other lines are advice)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(('Weights only load failed', 'Check the documentation')):
+            return line
+    return lines[0] if lines else message
 
 
 def unwrap_state_dict(checkpoint: Any, source: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
@@ -154,10 +172,32 @@ def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, tor
         logger.info('%s: left at initialisation: %s', source, _summarise(left_at_init))
 
 
+def adapt_first_conv(state_dict: dict, model: torch.nn.Module, first_conv: Optional[str],
+                     source: str) -> dict:
+    """A first convolution trained on 3 channels, adapted to the model's input channels by timm's
+    rule (``adapt_input_conv``: summed for 1 channel, repeated and rescaled for more)."""
+    key = f'{first_conv}.weight' if first_conv else None
+    own = model.state_dict()
+    if key is None or key not in state_dict or key not in own:
+        return state_dict
+    have, want = state_dict[key].shape[1], own[key].shape[1]
+    if have == want:
+        return state_dict
+    if have != 3:
+        raise CheckpointError(f'{source}: {key} takes {have} input channels; only 3-channel weights '
+                              f'can be adapted to the model\'s {want}')
+    from timm.models import adapt_input_conv
+    state_dict = dict(state_dict)
+    state_dict[key] = adapt_input_conv(want, state_dict[key])
+    logger.info('%s: adapted %s from 3 to %d input channels', source, key, want)
+    return state_dict
+
+
 def load_pretrained_file(model: torch.nn.Module, path: str | os.PathLike, prefix: str = '',
                          filter_fn: Optional[Callable] = None,
-                         optional_prefixes: tuple[str, ...] = ()) -> None:
-    """Read ``path``, unwrap it, pick ``prefix``, map names with ``filter_fn``, load checked.
+                         optional_prefixes: tuple[str, ...] = (), first_conv: Optional[str] = None) -> None:
+    """Read ``path``, unwrap it, pick ``prefix``, map names with ``filter_fn``, adapt the first
+    convolution to the model's input channels, load checked.
 
     Without a prefix, a file wrapped by a detector or segmentor (keys under ``backbone.``) is
     recognised and unwrapped automatically.
@@ -169,4 +209,5 @@ def load_pretrained_file(model: torch.nn.Module, path: str | os.PathLike, prefix
     state = select_prefix(state, prefix, source)
     if filter_fn is not None:
         state = filter_fn(state, model)
+    state = adapt_first_conv(state, model, first_conv, source)
     load_state_dict_checked(model, state, source, optional_prefixes)

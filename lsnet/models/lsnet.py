@@ -4,9 +4,6 @@ One implementation for ImageNet classification (timm API, distillation head) and
 (OpenMMLab backbone knobs). Module and parameter names follow the released checkpoints, so those
 load unchanged. The stage-4 attention bias follows the actual token grid, so any input size works.
 """
-from __future__ import annotations
-
-from functools import partial
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -16,8 +13,12 @@ from timm.layers import DropPath, SqueezeExcite, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..ops import ska
-from .backbone_base import (DenseBackboneMixin, check_out_indices, fuse_conv_bn, reject_unknown_kwargs,
-                            resolve_arch)
+from .backbone_base import DenseBackbone, fuse_conv_bn, merge_bn_args, reject_unknown_kwargs, resolve_arch
+from .checkpoint import unwrap_state_dict
+from .variants import LSNET_ARCHS
+
+# SKA dispatches on dtype and device in Python: FX tracing records it as one call instead.
+torch.fx.wrap('ska')
 
 __all__ = ['LSNet']
 
@@ -142,6 +143,22 @@ def attention_offset_index(height: int, width: int) -> torch.Tensor:
     return (ys[:, None] - ys[None, :]).abs() * width + (xs[:, None] - xs[None, :]).abs()
 
 
+@torch.fx.wrap
+def grid_attention_bias(biases: torch.Tensor, trained_index: torch.Tensor, r: int, height: int,
+                        width: int) -> torch.Tensor:
+    """The (heads, N, N) attention bias of a ``height`` x ``width`` token grid from a table of
+    (heads, r * r) offsets trained on an r x r grid. Wrapped for FX: the branch depends on the
+    input's size, so a traced graph keeps calling this function instead of freezing one branch."""
+    heads = biases.shape[0]
+    if (height, width) == (r, r) and not torch.onnx.is_in_onnx_export():
+        return biases[:, trained_index]
+    # Also the export path at r x r: bicubic resizing to the same size is an exact copy.
+    table = F.interpolate(biases.view(1, heads, r, r), size=(height, width), mode='bicubic',
+                          align_corners=False)
+    index = attention_offset_index(height, width).to(table.device)
+    return table.reshape(heads, height * width)[:, index]
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a learned relative-position bias (LeViT style).
 
@@ -168,14 +185,7 @@ class Attention(nn.Module):
         self.register_buffer('attention_bias_idxs', attention_offset_index(resolution, resolution))
 
     def attention_bias(self, height: int, width: int) -> torch.Tensor:
-        r = self.resolution
-        if (height, width) == (r, r) and not torch.onnx.is_in_onnx_export():
-            return self.attention_biases[:, self.attention_bias_idxs]
-        # Also the export path at r x r: bicubic resizing to the same size is an exact copy.
-        table = self.attention_biases.view(1, self.num_heads, r, r)
-        table = F.interpolate(table, size=(height, width), mode='bicubic', align_corners=False)
-        index = attention_offset_index(height, width).to(table.device)
-        return table.reshape(self.num_heads, height * width)[:, index]
+        return grid_attention_bias(self.attention_biases, self.attention_bias_idxs, self.resolution, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
@@ -212,7 +222,7 @@ class Block(nn.Module):
         return self.ffn(self.se(self.mixer(x)))
 
 
-class LSNet(DenseBackboneMixin, nn.Module):
+class LSNet(DenseBackbone):
     """LSNet backbone and classifier.
 
     Args:
@@ -222,16 +232,28 @@ class LSNet(DenseBackboneMixin, nn.Module):
         num_classes (int): Classifier outputs; 0 builds no head. Ignored (no head) in dense mode.
             Default: 1000.
         distillation (bool): Add the ``head_dist`` distillation head. Default: False.
+        drop_rate (float): Dropout on the pooled features before the head. Default: 0.
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
         img_size (int): Training resolution, which sets the attention-bias grid (img_size / 64).
             Default: 224.
         attention_resolution (int | None): The attention-bias grid, overriding ``img_size``: the
             released detection/segmentation models use 14. Default: None.
+        global_pool (str): 'avg', or '' to keep the last map (then ``num_classes`` must be 0).
+            Default: 'avg'.
         out_indices (Sequence[int] | None): Dense mode: ``forward`` returns these stage maps
             (strides 8, 16, 32, 64) as a tuple. None: classification. Default: None.
         frozen_stages (int): Stages to freeze, 0 = stem only, -1 = none. Default: -1.
         norm_eval (bool): Keep BatchNorm in eval mode while training. Default: False.
-        init_cfg (dict | None): ``dict(type='Pretrained', checkpoint=PATH, prefix='')``.
+        norm_cfg (dict | None): The BatchNorm2d layers' kind: ``dict(type='BN'|'SyncBN'|'GN',
+            requires_grad=True, ...)``. Default: None (BN).
+        with_cp (bool): Activation checkpointing of every block (``set_grad_checkpointing``).
+            Default: False.
+        init_cfg (dict | list | None): ``dict(type='Pretrained', checkpoint=PATH, prefix='')`` or
+            MMEngine initializers. Default: None.
+        bn_momentum, bn_eps (float | None): timm's names for BatchNorm momentum and eps (merged into
+            ``norm_cfg``). Default: None (PyTorch's).
+        drop_block_rate (float | None): timm's DropBlock rate; LSNet has no DropBlock, so only None
+            or 0 are accepted. Default: None.
 
     Example:
         >>> model = LSNet('t', out_indices=(0, 1, 2, 3)).eval()
@@ -239,19 +261,21 @@ class LSNet(DenseBackboneMixin, nn.Module):
         [(1, 64, 25, 39), (1, 128, 13, 20), (1, 256, 7, 10), (1, 384, 4, 5)]
     """
 
-    arch_settings = {
-        't': dict(embed_dims=(64, 128, 256, 384), depths=(0, 2, 8, 10), num_heads=(3, 3, 3, 4), key_dim=16),
-        's': dict(embed_dims=(96, 192, 320, 448), depths=(1, 2, 8, 10), num_heads=(3, 3, 3, 4), key_dim=16),
-        'b': dict(embed_dims=(128, 256, 384, 512), depths=(4, 6, 8, 10), num_heads=(3, 3, 3, 4), key_dim=16),
-    }
+    arch_settings = LSNET_ARCHS
     essential_keys = ('embed_dims', 'depths', 'num_heads')
     classifier_prefixes = ('head.', 'head_dist.')
+    first_conv = 'patch_embed.0.c'
+    stem_pattern = r'^patch_embed'
+    stage_pattern = r'^blocks(\d+)'
+    block_patterns = ((r'^blocks(\d+)\.(\d+)', None),)
 
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 't', in_chans: int = 3, num_classes: int = 1000,
-                 distillation: bool = False, drop_path_rate: float = 0.0, img_size: int = 224,
+                 distillation: bool = False, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 img_size: int = 224, attention_resolution: Optional[int] = None, global_pool: str = 'avg',
                  out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1, norm_eval: bool = False,
-                 init_cfg: Optional[dict] = None, global_pool: str = 'avg',
-                 attention_resolution: Optional[int] = None, **unknown):
+                 norm_cfg: Optional[dict] = None, with_cp: bool = False, init_cfg: Optional[dict] = None,
+                 bn_momentum: Optional[float] = None, bn_eps: Optional[float] = None,
+                 drop_block_rate: Optional[float] = None, **unknown):
         super().__init__()
         reject_unknown_kwargs(type(self), unknown)
         self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'LSNet')
@@ -264,21 +288,14 @@ class LSNet(DenseBackboneMixin, nn.Module):
                              f'{embed_dims}, {depths}, {num_heads}')
         if any(d % 8 for d in embed_dims[:3]):
             raise ValueError(f'LSNet: embed_dims {embed_dims} must be multiples of 8 (SKA kernel groups)')
-        if global_pool != 'avg':
-            raise ValueError(f"LSNet: global_pool {global_pool!r} is not supported; valid: 'avg'")
         self.embed_dims = embed_dims
         self.num_stages = 4
-        self.out_indices = check_out_indices(out_indices, self.num_stages, 'LSNet')
-        self._check_dense_args(frozen_stages, self.num_stages, init_cfg)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.init_cfg = init_cfg
+        self.setup_dense(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
+                         init_cfg=init_cfg, with_cp=with_cp, num_classes=num_classes,
+                         global_pool=global_pool, head_drop_rate=drop_rate)
         self.distillation = distillation
         self.distilled_training = False
-        self.num_classes = 0 if self.out_indices is not None else num_classes
         self.num_features = self.head_hidden_size = embed_dims[-1]
-        self.drop_rate = 0.0
-        self.grad_checkpointing = False
 
         e0 = embed_dims[0]
         self.patch_embed = nn.Sequential(
@@ -301,19 +318,44 @@ class LSNet(DenseBackboneMixin, nn.Module):
             self.add_module(f'blocks{stage + 1}', nn.Sequential(*layers))
             self.feature_info.append(dict(num_chs=embed_dims[stage], reduction=8 * 2 ** stage,
                                           module=f'blocks{stage + 1}'))
-        self.head = BNLinear(embed_dims[-1], self.num_classes) if self.num_classes > 0 else nn.Identity()
-        self.head_dist = (BNLinear(embed_dims[-1], self.num_classes)
-                          if distillation and self.num_classes > 0 else None)
-        self._freeze_stages()
+        self.make_head(self.num_classes)
+        self.finish_setup(merge_bn_args(norm_cfg, bn_momentum, bn_eps, drop_block_rate, 'LSNet'))
 
-    # -- dense-prediction support -------------------------------------------------------------------
+    # -- backbone hooks -------------------------------------------------------------------------------
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x)
+
+    def forward_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        for layer in getattr(self, f'blocks{index + 1}'):
+            x = self.run_block(layer, x)
+        return x
+
     def stage_modules(self, index: int) -> list[nn.Module]:
         return [self.patch_embed] if index < 0 else [getattr(self, f'blocks{index + 1}')]
 
+    def remove_stage(self, index: int) -> None:
+        delattr(self, f'blocks{index + 1}')
+
+    def make_head(self, num_classes: int) -> None:
+        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_dist = (BNLinear(self.num_features, num_classes)
+                          if self.distillation and num_classes > 0 else None)
+
+    def classify(self, x: torch.Tensor):
+        logits = self.head(x)
+        if self.head_dist is None:
+            return logits
+        logits_dist = self.head_dist(x)
+        if self.training and self.distilled_training and not torch.jit.is_scripting():
+            return logits, logits_dist
+        return (logits + logits_dist) / 2
+
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict, model: 'LSNet') -> dict:
-        """Adapt a released/foreign LSNet state dict: resize attention-bias tables trained on another
-        grid (e.g. the 14x14 tables of the released detectors) and use the model's own offset index."""
+        """Adapt a released/foreign LSNet state dict: unwrap it, resize attention-bias tables trained
+        on another grid (e.g. the 14x14 tables of the released detectors) and use the model's own
+        offset index."""
+        state_dict = unwrap_state_dict(state_dict)
         own = model.state_dict()
         out = {}
         for key, value in state_dict.items():
@@ -330,87 +372,26 @@ class LSNet(DenseBackboneMixin, nn.Module):
             out[key] = value
         return out
 
-    # -- timm API -------------------------------------------------------------------------------------
     @torch.jit.ignore
     def no_weight_decay(self) -> set:
         return {name for name, _ in self.named_parameters() if name.endswith('attention_biases')}
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        if global_pool not in (None, 'avg'):
-            raise ValueError(f"LSNet: global_pool {global_pool!r} is not supported; valid: 'avg'")
-        self.num_classes = num_classes
-        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if self.distillation:
-            self.head_dist = BNLinear(self.num_features, num_classes) if num_classes > 0 else None
 
     @torch.jit.ignore
     def set_distilled_training(self, enable: bool = True) -> None:
         """In training, return (class, distillation) logits separately (DeiT-style training)."""
         self.distilled_training = enable
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None,
-                              norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
-                              intermediates_only: bool = False):
-        """timm's feature API: the stage maps at ``indices`` (all four by default)."""
-        take = self._intermediate_indices(indices, output_fmt)
-        intermediates = []
-        x = self.patch_embed(x)
-        last = max(take) if stop_early else self.num_stages - 1
-        for stage in range(last + 1):
-            x = getattr(self, f'blocks{stage + 1}')(x)
-            if stage in take:
-                intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
-
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take = list(range(self.num_stages - indices, self.num_stages)) if isinstance(indices, int) else indices
-        for stage in range(max(take) + 1, self.num_stages):
-            setattr(self, f'blocks{stage + 1}', nn.Sequential())
-        if prune_head:
-            self.reset_classifier(0)
-        return take
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)
-        for stage in range(self.num_stages):
-            x = getattr(self, f'blocks{stage + 1}')(x)
-        return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
-        x = x.mean((2, 3)) if x.dim() == 4 else x
-        if pre_logits:
-            return x
-        logits = self.head(x)
-        if self.head_dist is None:
-            return logits
-        logits_dist = self.head_dist(x)
-        if self.training and self.distilled_training and not torch.jit.is_scripting():
-            return logits, logits_dist
-        return (logits + logits_dist) / 2
-
-    def forward(self, x: torch.Tensor):
-        if self.out_indices is not None:
-            outs = []
-            x = self.patch_embed(x)
-            for stage in range(self.num_stages):
-                x = getattr(self, f'blocks{stage + 1}')(x)
-                if stage in self.out_indices:
-                    outs.append(x)
-            return tuple(outs)
-        return self.forward_head(self.forward_features(x))
-
 
 # -- timm registration ---------------------------------------------------------------------------------
-def _cfg(**kwargs) -> dict:
-    return dict(url='', num_classes=1000, input_size=(3, 224, 224), pool_size=(4, 4), crop_pct=0.875,
+def _cfg(name: str, distillation: bool) -> dict:
+    # The released weights live in the Hugging Face repository jameslahm/lsnet as lsnet_<arch>.pth.
+    # custom_load='hf': timm downloads the file and hands it to LSNet.load_pretrained, which reads
+    # it without unpickling code, adapts in_chans and skips a head of another size.
+    return dict(hf_hub_id='jameslahm/lsnet', hf_hub_filename=f'{name}.pth', custom_load='hf',
+                num_classes=1000, input_size=(3, 224, 224), pool_size=(4, 4), crop_pct=0.875,
                 interpolation='bicubic', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                first_conv='patch_embed.0.c', classifier=('head.l', 'head_dist.l'), custom_load=True,
-                license='mit', paper_ids='arXiv:2503.23135', **kwargs)
+                first_conv=LSNet.first_conv, classifier=('head.l', 'head_dist.l') if distillation else 'head.l',
+                license='mit', paper_ids='arXiv:2503.23135')
 
 
 def _create_lsnet(variant: str, pretrained: bool = False, **kwargs) -> LSNet:
@@ -418,7 +399,7 @@ def _create_lsnet(variant: str, pretrained: bool = False, **kwargs) -> LSNet:
     return build_model_with_cfg(
         LSNet, variant, pretrained,
         pretrained_filter_fn=LSNet.checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls='getter', out_indices=out_indices, flatten_sequential=True),
+        feature_cfg=dict(feature_cls='getter', out_indices=out_indices),
         **kwargs)
 
 
@@ -434,6 +415,6 @@ def _register(name: str, arch: str, distillation: bool) -> None:
 _VARIANTS = {f'lsnet_{arch}{"_distill" if distill else ""}': (arch, distill)
              for arch in LSNet.arch_settings for distill in (False, True)}
 # timm's register_model reads this module's ``default_cfgs`` for each registered name.
-default_cfgs = generate_default_cfgs({name: _cfg() for name in _VARIANTS})
+default_cfgs = generate_default_cfgs({name: _cfg(name, distill) for name, (_, distill) in _VARIANTS.items()})
 for _name, (_arch, _distill) in _VARIANTS.items():
     _register(_name, _arch, _distill)

@@ -3,8 +3,6 @@
 One implementation for classification (timm API) and dense prediction (OpenMMLab backbone knobs).
 Names follow the released checkpoints; OpenMMLab (mmpretrain) checkpoints are renamed on load.
 """
-from __future__ import annotations
-
 import math
 import re
 from typing import Any, List, Mapping, Optional, Sequence, Union
@@ -14,7 +12,9 @@ from torch import nn
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .backbone_base import DenseBackboneMixin, check_out_indices, reject_unknown_kwargs, resolve_arch
+from .backbone_base import DenseBackbone, merge_bn_args, reject_unknown_kwargs, resolve_arch
+from .checkpoint import unwrap_state_dict
+from .variants import VAN_ARCHS, VAN_MMPRETRAIN_ARCHS
 
 __all__ = ['VAN']
 
@@ -94,6 +94,16 @@ class OverlapPatchEmbed(nn.Module):
         return self.norm(self.proj(x))
 
 
+class StageNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map, applied to its (B, H * W, C) tokens as the
+    release does; in and out NCHW, so the module's output is the stage map (timm's FX features)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        x = super().forward(x.flatten(2).transpose(1, 2))
+        return x.transpose(1, 2).reshape(b, c, h, w)
+
+
 # mmpretrain's names for VAN parameters -> the released names (applied in order).
 _MMPRETRAIN_RENAMES = (
     (r'^blocks(\d)\.', r'block\1.'),
@@ -105,21 +115,39 @@ _MMPRETRAIN_RENAMES = (
 )
 
 
-class VAN(DenseBackboneMixin, nn.Module):
+class VAN(DenseBackbone):
     """VAN backbone and classifier.
 
     Args:
-        arch (str | dict): 'b0' .. 'b6', or a dict with ``embed_dims``, ``depths``, ``mlp_ratios``.
-            Default: 'b0'.
-        in_chans (int): Input channels. Default: 3.
+        arch (str | dict): 'b0' .. 'b6' (mmpretrain's 'tiny'/'t', 'small'/'s', 'base'/'b',
+            'large'/'l' name b0..b3), or a dict with ``embed_dims``, ``depths``, ``mlp_ratios``
+            (or mmpretrain's ``ffn_ratios``). Default: 'b0'.
+        in_chans (int): Input channels (mmpretrain: ``in_channels``). Default: 3.
         num_classes (int): Classifier outputs, 0 = no head; ignored (no head) in dense mode. Default: 1000.
-        drop_rate (float): Dropout in the MLPs. Default: 0.
+        drop_rate (float): Dropout in the MLPs (the released head has none). Default: 0.
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
+        global_pool (str): 'avg', or '' to keep the last map (then ``num_classes`` must be 0).
+            Default: 'avg'.
         out_indices (Sequence[int] | None): Dense mode: return these stage maps (strides 4, 8, 16, 32),
             each after its LayerNorm. None: classification. Default: None.
-        frozen_stages (int): Stages to freeze (0 = first patch embedding only), -1 = none. Default: -1.
+        frozen_stages (int): Stages to freeze, -1 = none. 0 freezes the first patch embedding; k > 0
+            freezes it and stages 1..k, each with the downsampling that follows it (the numbering of
+            our LSNet and of mmdet's ResNet; mmpretrain's VAN ``frozen_stages=k`` freezes the patch
+            embeddings, blocks and norms of stages 1..k + 1 and corresponds to none of ours exactly).
+            Default: -1.
         norm_eval (bool): Keep BatchNorm in eval mode while training. Default: False.
-        init_cfg (dict | None): ``dict(type='Pretrained', checkpoint=PATH, prefix='')``.
+        norm_cfg (dict | None): The blocks' BatchNorm2d kind: ``dict(type='BN'|'SyncBN'|'GN', ...)``.
+            Default: None (BN).
+        with_cp (bool): Activation checkpointing of every block. Default: False.
+        init_cfg (dict | list | None): ``dict(type='Pretrained', checkpoint=PATH, prefix='')`` or
+            MMEngine initializers.
+        bn_momentum, bn_eps, drop_block_rate: as for :class:`LSNet`.
+
+    mmpretrain's configs build this class unchanged: its arch names, ``in_channels``, ``ffn_ratios``,
+    ``patch_sizes=[7, 3, 3, 3]`` and ``norm_cfg=dict(type='LN')`` (the stage-output norms) are
+    accepted, and a call in mmpretrain's terms (one of its arch names, ``in_channels`` or
+    ``ffn_ratios``) returns the last stage's map when ``out_indices`` is not given, as mmpretrain's
+    VAN does.
 
     Example:
         >>> model = VAN('b0', out_indices=(0, 1, 2, 3)).eval()
@@ -127,24 +155,40 @@ class VAN(DenseBackboneMixin, nn.Module):
         [(1, 32, 25, 33), (1, 64, 13, 17), (1, 160, 7, 9), (1, 256, 4, 5)]
     """
 
-    arch_settings = {
-        'b0': dict(embed_dims=(32, 64, 160, 256), depths=(3, 3, 5, 2), mlp_ratios=(8, 8, 4, 4)),
-        'b1': dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 4, 2), mlp_ratios=(8, 8, 4, 4)),
-        'b2': dict(embed_dims=(64, 128, 320, 512), depths=(3, 3, 12, 3), mlp_ratios=(8, 8, 4, 4)),
-        'b3': dict(embed_dims=(64, 128, 320, 512), depths=(3, 5, 27, 3), mlp_ratios=(8, 8, 4, 4)),
-        'b4': dict(embed_dims=(64, 128, 320, 512), depths=(3, 6, 40, 3), mlp_ratios=(8, 8, 4, 4)),
-        'b5': dict(embed_dims=(96, 192, 480, 768), depths=(3, 3, 24, 3), mlp_ratios=(8, 8, 4, 4)),
-        'b6': dict(embed_dims=(96, 192, 384, 768), depths=(6, 6, 90, 6), mlp_ratios=(8, 8, 4, 4)),
-    }
+    arch_settings = VAN_ARCHS
+    arch_aliases = VAN_MMPRETRAIN_ARCHS
     essential_keys = ('embed_dims', 'depths', 'mlp_ratios')
+    first_conv = 'patch_embed1.proj'
+    stem_pattern = r'^patch_embed1\.'
+    stage_pattern = r'^(?:patch_embed|block|norm)(\d+)'
+    block_patterns = ((r'^block(\d+)\.(\d+)', None), (r'^patch_embed(\d+)', (0,)), (r'^norm(\d+)', (99999,)))
 
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 'b0', in_chans: int = 3, num_classes: int = 1000,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, out_indices: Optional[Sequence[int]] = None,
-                 frozen_stages: int = -1, norm_eval: bool = False, init_cfg: Optional[dict] = None,
-                 global_pool: str = 'avg', img_size: int = 224, **unknown):
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, global_pool: str = 'avg',
+                 img_size: int = 224, out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False,
+                 init_cfg: Optional[dict] = None, bn_momentum: Optional[float] = None,
+                 bn_eps: Optional[float] = None, drop_block_rate: Optional[float] = None,
+                 in_channels: Optional[int] = None, patch_sizes: Optional[Sequence[int]] = None,
+                 **unknown):
         super().__init__()
         reject_unknown_kwargs(type(self), unknown)
-        self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'VAN')
+        mmpretrain_style = (isinstance(arch, str) and arch.lower() in self.arch_aliases) or in_channels is not None \
+            or (isinstance(arch, Mapping) and 'ffn_ratios' in arch)
+        if mmpretrain_style and out_indices is None:
+            out_indices = (-1,)  # mmpretrain's VAN returns the last stage's map by default
+        if patch_sizes is not None and tuple(patch_sizes) != (7, 3, 3, 3):
+            raise ValueError(f'VAN: patch_sizes={list(patch_sizes)}; only the released [7, 3, 3, 3] is supported')
+        if norm_cfg is not None and norm_cfg.get('type') == 'LN':
+            norm_cfg = None  # mmpretrain's norm_cfg names the stage-output norms, which are LayerNorms here
+        if in_channels is not None:  # mmpretrain's name
+            if in_chans != 3 and in_chans != in_channels:
+                raise ValueError(f'VAN: in_chans={in_chans} and in_channels={in_channels} disagree')
+            in_chans = in_channels
+        if isinstance(arch, Mapping) and 'ffn_ratios' in arch:  # mmpretrain's name
+            arch = {('mlp_ratios' if k == 'ffn_ratios' else k): v for k, v in arch.items()}
+        self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'VAN',
+                                                self.arch_aliases)
         embed_dims = tuple(settings['embed_dims'])
         depths = tuple(settings['depths'])
         mlp_ratios = tuple(settings['mlp_ratios'])
@@ -152,18 +196,12 @@ class VAN(DenseBackboneMixin, nn.Module):
         if not len(embed_dims) == len(mlp_ratios) == self.num_stages:
             raise ValueError(f'VAN: embed_dims {embed_dims}, depths {depths} and mlp_ratios {mlp_ratios} '
                              'need the same length')
-        if global_pool != 'avg':
-            raise ValueError(f"VAN: global_pool {global_pool!r} is not supported; valid: 'avg'")
         self.embed_dims = embed_dims
-        self.out_indices = check_out_indices(out_indices, self.num_stages, 'VAN')
-        self._check_dense_args(frozen_stages, self.num_stages, init_cfg)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.init_cfg = init_cfg
-        self.num_classes = 0 if self.out_indices is not None else num_classes
+        self.setup_dense(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
+                         init_cfg=init_cfg, with_cp=with_cp, num_classes=num_classes,
+                         global_pool=global_pool, head_drop_rate=0.0)
+        self.drop_rate = drop_rate  # in the MLPs, as the release (its head has no dropout)
         self.num_features = self.head_hidden_size = embed_dims[-1]
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
 
         drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.feature_info = []
@@ -174,12 +212,12 @@ class VAN(DenseBackboneMixin, nn.Module):
             self.add_module(f'block{stage + 1}', nn.ModuleList(
                 Block(embed_dims[stage], mlp_ratios[stage], drop_rate, drop_rates[sum(depths[:stage]) + d])
                 for d in range(depths[stage])))
-            self.add_module(f'norm{stage + 1}', nn.LayerNorm(embed_dims[stage], eps=1e-6))
+            self.add_module(f'norm{stage + 1}', StageNorm(embed_dims[stage], eps=1e-6))
             self.feature_info.append(dict(num_chs=embed_dims[stage], reduction=4 * 2 ** stage,
                                           module=f'norm{stage + 1}'))
-        self.head = nn.Linear(embed_dims[-1], self.num_classes) if self.num_classes > 0 else nn.Identity()
+        self.make_head(self.num_classes)
         self.apply(self._init_weights)
-        self._freeze_stages()
+        self.finish_setup(merge_bn_args(norm_cfg, bn_momentum, bn_eps, drop_block_rate, 'VAN'))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -193,17 +231,36 @@ class VAN(DenseBackboneMixin, nn.Module):
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
 
+    # -- backbone hooks -------------------------------------------------------------------------------
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # VAN's first patch embedding belongs to its first stage
+
+    def forward_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        x = getattr(self, f'patch_embed{index + 1}')(x)
+        for block in getattr(self, f'block{index + 1}'):
+            x = self.run_block(block, x)
+        return getattr(self, f'norm{index + 1}')(x)
+
     def stage_modules(self, index: int) -> list[nn.Module]:
         if index < 0:
             return [self.patch_embed1]
         modules = [getattr(self, f'block{index + 1}'), getattr(self, f'norm{index + 1}')]
-        if index + 1 < self.num_stages:  # the next stage's downsampling belongs to this stage
+        if hasattr(self, f'patch_embed{index + 2}'):  # the next stage's downsampling belongs to this stage
             modules.append(getattr(self, f'patch_embed{index + 2}'))
         return modules
 
+    def remove_stage(self, index: int) -> None:
+        for prefix in ('patch_embed', 'block', 'norm'):
+            delattr(self, f'{prefix}{index + 1}')
+
+    def make_head(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict, model: 'VAN') -> dict:
-        """Map mmpretrain's VAN names to the released ones; a native layout passes unchanged."""
+        """Unwrap a checkpoint and map mmpretrain's VAN names to the released ones; a native layout
+        passes unchanged."""
+        state_dict = unwrap_state_dict(state_dict)
         if not any(('DW_conv' in k or k.startswith('blocks') or '.projection.' in k) for k in state_dict):
             return state_dict
         out = {}
@@ -217,76 +274,29 @@ class VAN(DenseBackboneMixin, nn.Module):
     def no_weight_decay(self) -> set:
         return set()
 
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        if global_pool not in (None, 'avg'):
-            raise ValueError(f"VAN: global_pool {global_pool!r} is not supported; valid: 'avg'")
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _stage(self, x: torch.Tensor, stage: int, to_map: bool = True) -> torch.Tensor:
-        x = getattr(self, f'patch_embed{stage + 1}')(x)
-        for block in getattr(self, f'block{stage + 1}'):
-            x = block(x)
-        b, c, h, w = x.shape
-        x = getattr(self, f'norm{stage + 1}')(x.flatten(2).transpose(1, 2))
-        return x.transpose(1, 2).reshape(b, c, h, w) if to_map else x
-
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None,
-                              norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
-                              intermediates_only: bool = False):
-        """timm's feature API: the stage maps (after their LayerNorm) at ``indices``."""
-        take = self._intermediate_indices(indices, output_fmt)
-        intermediates = []
-        last = max(take) if stop_early else self.num_stages - 1
-        for stage in range(last + 1):
-            x = self._stage(x, stage)
-            if stage in take:
-                intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
-
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take = list(range(self.num_stages - indices, self.num_stages)) if isinstance(indices, int) else indices
-        self.num_stages = max(take) + 1
-        if prune_head:
-            self.reset_classifier(0)
-        return take
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in range(self.num_stages - 1):
-            x = self._stage(x, stage)
-        return self._stage(x, self.num_stages - 1, to_map=False)  # (B, N, C) tokens
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean(1) if x.dim() == 3 else x.mean((2, 3))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor):
-        if self.out_indices is not None:
-            outs = []
-            for stage in range(self.num_stages):
-                x = self._stage(x, stage)
-                if stage in self.out_indices:
-                    outs.append(x)
-            return tuple(outs)
-        return self.forward_head(self.forward_features(x))
+# The released weights: one Hugging Face repository per variant, holding the original checkpoint.
+_HUB_FILES = {
+    'b0': ('Visual-Attention-Network/VAN-Tiny-original', 'van_tiny_754.pth.tar'),
+    'b1': ('Visual-Attention-Network/VAN-Small-original', 'van_small_811.pth.tar'),
+    'b2': ('Visual-Attention-Network/VAN-Base-original', 'van_base_828.pth.tar'),
+    'b3': ('Visual-Attention-Network/VAN-Large-original', 'van_large_839.pth.tar'),
+}
 
 
-def _cfg(**kwargs) -> dict:
+def _cfg(arch: str) -> dict:
     # The released weights were trained on inputs normalised with mean = std = 0.5.
-    return dict(url='', num_classes=1000, input_size=(3, 224, 224), pool_size=None, crop_pct=0.875,
+    hub = {}
+    if arch in _HUB_FILES:  # read by VAN.load_pretrained (safe reader, in_chans and head adaptation)
+        hub = dict(hf_hub_id=_HUB_FILES[arch][0], hf_hub_filename=_HUB_FILES[arch][1], custom_load='hf')
+    return dict(**hub, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875,
                 interpolation='bicubic', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                first_conv='patch_embed1.proj', classifier='head', custom_load=True, license='mit',
-                paper_ids='arXiv:2202.09741', **kwargs)
+                first_conv=VAN.first_conv, classifier='head', license='mit', paper_ids='arXiv:2202.09741')
 
 
 _VARIANTS = {f'van_{arch}': arch for arch in VAN.arch_settings}
 # timm's register_model reads this module's ``default_cfgs`` for each registered name.
-default_cfgs = generate_default_cfgs({name: _cfg() for name in _VARIANTS})
+default_cfgs = generate_default_cfgs({name: _cfg(arch) for name, arch in _VARIANTS.items()})
 
 
 def _register(name: str, arch: str) -> None:

@@ -19,12 +19,17 @@ Three implementations, chosen per call by :func:`ska`:
 
 ``'auto'`` (the default) takes Triton for CUDA tensors, the compiled kernels for fp32/fp64 CPU
 tensors, and the torch path otherwise (other dtypes, ONNX export, extensions not available).
+:func:`resolve_backend` says which one runs. The first time Triton would run on a (device, dtype),
+its forward and backward are compared with the torch path on a small tensor; if they disagree or
+fail to compile, a warning names the error and ``'auto'`` uses the torch path from then on, while
+an explicit ``'triton'`` raises.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+import warnings
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -97,29 +102,100 @@ def _cpp_available() -> bool:
     return True
 
 
-def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """SKA with the selected backend (see module docstring). Differentiable in x and w."""
+def resolve_backend(x: torch.Tensor, w: torch.Tensor) -> str:
+    """The implementation :func:`ska` runs for these tensors: 'cpp', 'triton' or 'torch'."""
     backend = _backend
     cpp_dtype = x.dtype in (torch.float32, torch.float64) and w.dtype in (x.dtype, torch.float32)
-    if backend == 'cpp' or (backend == 'auto' and x.device.type == 'cpu' and cpp_dtype
-                            and not torch.onnx.is_in_onnx_export() and _cpp_available()):
+    exporting = torch.onnx.is_in_onnx_export()
+    if backend == 'cpp':
         if x.device.type != 'cpu' or not cpp_dtype:
             raise RuntimeError(f'SKA backend "cpp" needs float32/float64 CPU tensors, got {x.dtype} on {x.device}')
-        from .ska_cpu import ska_cpu
-        _check_shapes(x, w)
-        return ska_cpu(x, w.to(x.dtype) if w.dtype != x.dtype else w)
-    if backend == 'auto':
-        use_triton = x.is_cuda and not torch.onnx.is_in_onnx_export() and _triton_available()
-    elif backend == 'triton':
+        return 'cpp'
+    if backend == 'triton':
         if not x.is_cuda:
             raise RuntimeError(f'SKA backend "triton" needs CUDA tensors, got device {x.device}')
-        use_triton = True
-    else:
-        use_triton = False
-    if not use_triton:
-        return ska_torch(x, w)
-    from .ska_triton import ska_triton
+        return 'triton'
+    if backend == 'torch' or exporting:
+        return 'torch'
+    if x.device.type == 'cpu' and cpp_dtype and _cpp_available():
+        return 'cpp'
+    if x.is_cuda and _triton_available() and first_contact_ok('triton', x.device, x.dtype):
+        return 'triton'
+    return 'torch'
+
+
+def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """SKA with the selected backend (see module docstring). Differentiable in x and w."""
     _check_shapes(x, w)
+    backend = resolve_backend(x, w)
+    if backend == 'torch':
+        return ska_torch(x, w)
     if w.dtype != x.dtype:  # autocast leaves GroupNorm outputs (w) in fp32
         w = w.to(x.dtype)
+    if backend == 'cpp':
+        from .ska_cpu import ska_cpu
+        return ska_cpu(x, w)
+    if _backend == 'triton':  # chosen explicitly: a failing first contact is an error
+        first_contact_ok('triton', x.device, x.dtype, strict=True)
+    from .ska_triton import ska_triton
     return ska_triton(x, w)
+
+
+# -- first contact with a compiled backend ------------------------------------------------------------
+# (backend, device, dtype) -> True (checked, agrees with the torch path) or the error text.
+_first_contact: Dict[Tuple[str, str, torch.dtype], Union[bool, str]] = {}
+
+
+def _compiled_implementation(backend: str) -> Callable:
+    if backend == 'triton':
+        from .ska_triton import ska_triton
+        return ska_triton
+    raise ValueError(f'no first-contact check for backend {backend!r}')
+
+
+def check_against_torch(implementation: Callable, device: torch.device, dtype: torch.dtype) -> Optional[str]:
+    """Run ``implementation`` forward and backward on a small tensor and compare it with the torch
+    path; None when they agree, else what went wrong."""
+    # Called from inside a model's forward, which may run under no_grad, inference_mode or autocast.
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(torch.device(device).type, enabled=False):
+        return _compare_with_torch(implementation, device, dtype)
+
+
+def _compare_with_torch(implementation: Callable, device: torch.device, dtype: torch.dtype) -> Optional[str]:
+    tolerance = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 1e-1}.get(dtype, 1e-4)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 5, 7, generator=generator).to(device=device, dtype=dtype).requires_grad_()
+    w = torch.randn(2, 4, 9, 5, 7, generator=generator).to(device=device, dtype=dtype).requires_grad_()
+    grad_out = torch.randn(2, 16, 5, 7, generator=generator).to(device=device, dtype=dtype)
+    try:
+        out = implementation(x, w)
+        got = (out, *torch.autograd.grad(out, (x, w), grad_out))
+    except Exception as err:  # a compile or launch failure of any kind is what this check is for
+        return f'{type(err).__name__}: {err}'
+    ref_out = ska_torch(x.float(), w.float())
+    want = (ref_out, *torch.autograd.grad(ref_out, (x, w), grad_out.float()))
+    for name, a, b in zip(('forward', 'grad_x', 'grad_w'), got, want):
+        error = ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12)).item()
+        if not error <= tolerance:  # also catches NaN
+            return f'{name} differs from the PyTorch path (relative error {error:.3g} > {tolerance:g})'
+    return None
+
+
+def first_contact_ok(backend: str, device: torch.device, dtype: torch.dtype, strict: bool = False,
+                     implementation: Optional[Callable] = None) -> bool:
+    """Once per process and (backend, device, dtype): does the compiled backend agree with the torch
+    path? If not, warn once naming the error and use the torch path; ``strict`` raises instead."""
+    key = (backend, str(device), dtype)
+    if torch.compiler.is_compiling():  # a traced graph cannot run the check; eager calls run it
+        return _first_contact.get(key, True) is True
+    if key not in _first_contact:
+        problem = check_against_torch(implementation or _compiled_implementation(backend), device, dtype)
+        _first_contact[key] = True if problem is None else problem
+        if problem is not None and not strict:
+            warnings.warn(f'SKA backend {backend!r} failed its first check on {device} {dtype} ({problem}); '
+                          'using the PyTorch path instead. Set LSNET_SKA_BACKEND=triton to make this an error.',
+                          RuntimeWarning, stacklevel=3)
+    result = _first_contact[key]
+    if result is not True and strict:
+        raise RuntimeError(f'SKA backend {backend!r} failed its check on {device} {dtype}: {result}')
+    return result is True

@@ -1,9 +1,10 @@
 """Triton kernels for SKA (see ``ska.py`` for the definition), forward and fused backward.
 
-Each program owns one (batch, kernel group) pair and a block of pixels, and walks the C // G
-channels that share the group's kernels. So the nine per-pixel weights are read once per group, and
-the shifted reads of x / grad_out hit cache: every tensor crosses DRAM about once, which is the
-memory floor of the op. The backward computes grad_x and grad_w in one pass: grad_w reduces over
+The lanes of a program are consecutive (batch * kernel group, pixel) pairs, so small maps (7x7
+classification stages) fill whole blocks and the one flat grid axis never meets CUDA's 65,535 limit
+of the other axes. Each lane walks the C // G channels that share its group's kernels: the nine
+per-pixel weights are read once per group, and the shifted reads of x / grad_out hit cache, so
+every tensor crosses DRAM about once, which is the memory floor of the op. The backward computes grad_x and grad_w in one pass: grad_w reduces over
 the channels of the group inside the program, with no atomics and no strided channel walks.
 Accumulation is in fp32 for every input dtype.
 """
@@ -22,50 +23,45 @@ _CONFIGS = [triton.Config({'BLOCK_P': bp}, num_warps=nw)
 
 
 @triton.jit
-def _ska_fwd_kernel(x_ptr, w_ptr, out_ptr, H, W, HW, G, R,
-                    BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_bg = tl.program_id(1).to(tl.int64)
-    b = pid_bg // G
-    g = pid_bg % G
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    p_mask = p < HW
-    i = p // W
-    j = p % W
+def _lanes(H, W, HW, G, R, TOTAL, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+    """The (batch * group, pixel) pairs of this program's lanes and the channel offsets of its tile."""
+    idx = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+    lane_mask = idx < TOTAL
+    bg = idx // HW
+    p = idx % HW
+    b = bg // G
+    g = bg % G
     r = tl.arange(0, BLOCK_R)
     r_mask = r < R
-    channel_base = (b * G * R + r * G + g) * HW  # (BLOCK_R,), channel c = r * G + g
-    w_base = pid_bg * 9 * HW
+    channel_base = (b[None, :] * G * R + r[:, None] * G + g[None, :]) * HW  # channel c = r * G + g
+    return lane_mask, bg, p, p // W, p % W, r_mask, channel_base
+
+
+@triton.jit
+def _ska_fwd_kernel(x_ptr, w_ptr, out_ptr, H, W, HW, G, R, TOTAL,
+                    BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+    lane_mask, bg, p, i, j, r_mask, channel_base = _lanes(H, W, HW, G, R, TOTAL, BLOCK_R, BLOCK_P)
+    w_base = bg * 9 * HW + p
     acc = tl.zeros((BLOCK_R, BLOCK_P), dtype=tl.float32)
     for k in tl.static_range(9):
         ii = i + (k // 3 - 1)
         jj = j + (k % 3 - 1)
-        valid = p_mask & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-        xv = tl.load(x_ptr + channel_base[:, None] + (ii * W + jj)[None, :],
+        valid = lane_mask & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        xv = tl.load(x_ptr + channel_base + (ii * W + jj)[None, :],
                      mask=r_mask[:, None] & valid[None, :], other=0.0).to(tl.float32)
-        wv = tl.load(w_ptr + w_base + k * HW + p, mask=p_mask, other=0.0).to(tl.float32)
+        wv = tl.load(w_ptr + w_base + k * HW, mask=lane_mask, other=0.0).to(tl.float32)
         acc += xv * wv[None, :]
-    tl.store(out_ptr + channel_base[:, None] + p[None, :], acc.to(out_ptr.dtype.element_ty),
-             mask=r_mask[:, None] & p_mask[None, :])
+    tl.store(out_ptr + channel_base + p[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=r_mask[:, None] & lane_mask[None, :])
 
 
 @triton.jit
-def _ska_bwd_kernel(go_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, H, W, HW, G, R,
+def _ska_bwd_kernel(go_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, H, W, HW, G, R, TOTAL,
                     BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_bg = tl.program_id(1).to(tl.int64)
-    b = pid_bg // G
-    g = pid_bg % G
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    p_mask = p < HW
-    i = p // W
-    j = p % W
-    r = tl.arange(0, BLOCK_R)
-    r_mask = r < R
-    channel_base = (b * G * R + r * G + g) * HW
-    w_base = pid_bg * 9 * HW
-    tile_mask = r_mask[:, None] & p_mask[None, :]
-    go = tl.load(go_ptr + channel_base[:, None] + p[None, :], mask=tile_mask, other=0.0).to(tl.float32)
+    lane_mask, bg, p, i, j, r_mask, channel_base = _lanes(H, W, HW, G, R, TOTAL, BLOCK_R, BLOCK_P)
+    w_plane = bg * 9 * HW
+    tile_mask = r_mask[:, None] & lane_mask[None, :]
+    go = tl.load(go_ptr + channel_base + p[None, :], mask=tile_mask, other=0.0).to(tl.float32)
     grad_x = tl.zeros((BLOCK_R, BLOCK_P), dtype=tl.float32)
     for k in tl.static_range(9):
         du = k // 3 - 1
@@ -73,39 +69,56 @@ def _ska_bwd_kernel(go_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, H, W, HW, G, R,
         # grad_w[k] at p: reduce go(p) * x(p + shift) over the channels of the group.
         ii = i + du
         jj = j + dv
-        valid = p_mask & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-        xv = tl.load(x_ptr + channel_base[:, None] + (ii * W + jj)[None, :],
+        valid = lane_mask & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        xv = tl.load(x_ptr + channel_base + (ii * W + jj)[None, :],
                      mask=r_mask[:, None] & valid[None, :], other=0.0).to(tl.float32)
-        tl.store(gw_ptr + w_base + k * HW + p, tl.sum(go * xv, axis=0).to(gw_ptr.dtype.element_ty),
-                 mask=p_mask)
+        tl.store(gw_ptr + w_plane + k * HW + p, tl.sum(go * xv, axis=0).to(gw_ptr.dtype.element_ty),
+                 mask=lane_mask)
         # grad_x at p gathers go * w[k] from the pixel p - shift that read x(p) through tap k.
         si = i - du
         sj = j - dv
-        src_valid = p_mask & (si >= 0) & (si < H) & (sj >= 0) & (sj < W)
+        src_valid = lane_mask & (si >= 0) & (si < H) & (sj >= 0) & (sj < W)
         src = si * W + sj
-        go_s = tl.load(go_ptr + channel_base[:, None] + src[None, :],
+        go_s = tl.load(go_ptr + channel_base + src[None, :],
                        mask=r_mask[:, None] & src_valid[None, :], other=0.0).to(tl.float32)
-        w_s = tl.load(w_ptr + w_base + k * HW + src, mask=src_valid, other=0.0).to(tl.float32)
+        w_s = tl.load(w_ptr + w_plane + k * HW + src, mask=src_valid, other=0.0).to(tl.float32)
         grad_x += go_s * w_s[None, :]
-    tl.store(gx_ptr + channel_base[:, None] + p[None, :], grad_x.to(gx_ptr.dtype.element_ty), mask=tile_mask)
+    tl.store(gx_ptr + channel_base + p[None, :], grad_x.to(gx_ptr.dtype.element_ty), mask=tile_mask)
 
 
 # Triton's interpreter (TRITON_INTERPRET=1, used by the CPU tests) cannot benchmark configurations.
 if os.environ.get('TRITON_INTERPRET') == '1':
     _forward_kernel, _backward_kernel = _ska_fwd_kernel, _ska_bwd_kernel
-    _FIXED = {'BLOCK_P': 64}
+    _FIXED = {'BLOCK_P': 256}
 else:
     _forward_kernel = triton.autotune(configs=_CONFIGS, key=['HW', 'R'])(_ska_fwd_kernel)
     _backward_kernel = triton.autotune(configs=_CONFIGS, key=['HW', 'R'])(_ska_bwd_kernel)
     _FIXED = {}
 
 
+# CUDA's limit on the first grid axis; the smallest pixel block of any configuration sets the count.
+MAX_PROGRAMS = 2 ** 31 - 1
+_MIN_BLOCK_P = min(config.kwargs['BLOCK_P'] for config in _CONFIGS)
+
+
 def _launch_args(x: torch.Tensor, w: torch.Tensor):
     b, c, h, wd = x.shape
     groups = w.shape[1]
     per_group = c // groups
-    grid = lambda meta: (triton.cdiv(h * wd, meta['BLOCK_P']), b * groups)  # noqa: E731
-    return grid, (h, wd, h * wd, groups, per_group), triton.next_power_of_2(per_group)
+    check_launch_shape(b, groups, h * wd)
+    total = b * groups * h * wd
+
+    def grid(meta):
+        return (triton.cdiv(total, meta['BLOCK_P']),)
+    return grid, (h, wd, h * wd, groups, per_group, total), triton.next_power_of_2(per_group)
+
+
+def check_launch_shape(batch: int, groups: int, pixels: int) -> None:
+    """A launch beyond the hardware's grid limit fails here, by name, not as a CUDA error."""
+    programs = triton.cdiv(batch * groups * pixels, _MIN_BLOCK_P)
+    if programs > MAX_PROGRAMS:
+        raise ValueError(f'SKA Triton kernel: batch {batch} x {groups} groups x {pixels} pixels needs '
+                         f'{programs} programs, beyond the GPU grid limit {MAX_PROGRAMS}; split the batch')
 
 
 def _forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

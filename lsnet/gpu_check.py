@@ -1,0 +1,223 @@
+"""Acceptance check of a bare GPU machine: ``python -m lsnet.gpu_check [--out results.json]``.
+
+Needs only torch, timm and triton. Measures and checks, in one run:
+
+* SKA correctness: the Triton forward and both gradients against a float64 reference, fp32, fp16
+  and bf16, on classification, detection, odd-sized and channels-last shapes, and at B * G beyond
+  65,535 (LSNet-T at batch 2048);
+* SKA time against its memory floor (bytes it must move / copy bandwidth measured in the same run);
+* LSNet-T/S/B inference (batch 2048, fp16, fused) and a training step (batch 256, AMP), with timm's
+  efficientvit_m4 measured beside them, and the peak memory of each.
+
+Prints a JSON report (also written to ``--out``) and exits non-zero when any check fails.
+``--device cpu --small`` runs the same code on CPU at toy sizes (the torch/compiled CPU SKA paths),
+which is how the test suite keeps this script working.
+"""
+import argparse
+import json
+import sys
+import time
+from typing import Callable, Dict, List
+
+import timm
+import torch
+import torch.nn.functional as F
+
+from . import fuse_model
+from .ops.ska import resolve_backend, ska, ska_torch
+
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}  # relative, vs float64
+SKA_CASES = {  # name: (B, C, H, W), groups
+    'classification': ((64, 128, 14, 14), 16),
+    'detection': ((2, 64, 100, 168), 8),
+    'odd': ((3, 40, 7, 9), 5),
+    'channels_last': ((8, 256, 14, 14), 32),
+    'grid_beyond_65535': ((2048, 256, 14, 14), 32),
+}
+SMALL_CASES = {'classification': ((4, 16, 7, 7), 2), 'odd': ((3, 40, 7, 9), 5),
+               'channels_last': ((2, 32, 5, 6), 4), 'grid_beyond_65535': ((4100, 16, 1, 2), 16)}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_call(fn: Callable[[], object], device: torch.device, iters: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]  # median
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.double() - want).norm() / want.norm().clamp_min(1e-30)).item()
+
+
+def check_ska(device: torch.device, cases: Dict, dtypes: List[torch.dtype]) -> List[dict]:
+    results = []
+    for name, (shape, groups) in cases.items():
+        for dtype in dtypes:
+            generator = torch.Generator().manual_seed(0)
+            b, c, h, w = shape
+            x = torch.randn(shape, generator=generator).to(device, dtype)
+            k = torch.randn(b, groups, 9, h, w, generator=generator).to(device, dtype)
+            if name == 'channels_last':
+                x = x.to(memory_format=torch.channels_last)
+            x.requires_grad_()
+            k.requires_grad_()
+            record = dict(case=name, shape=list(shape), groups=groups, dtype=str(dtype).split('.')[-1],
+                          backend=resolve_backend(x, k))
+            try:
+                out = ska(x, k)
+                grad_out = torch.randn(out.shape, generator=generator).to(device, dtype)
+                grads = torch.autograd.grad(out, (x, k), grad_out)
+                x64 = x.detach().double().requires_grad_()
+                k64 = k.detach().double().requires_grad_()
+                ref = ska_torch(x64, k64)
+                ref_grads = torch.autograd.grad(ref, (x64, k64), grad_out.double())
+                errors = [relative_error(a, b) for a, b in zip((out, *grads), (ref, *ref_grads))]
+                record.update(forward_rel_err=errors[0], grad_x_rel_err=errors[1], grad_w_rel_err=errors[2],
+                              ok=all(e <= TOLERANCE[dtype] for e in errors))
+            except Exception as err:  # report every failure in the JSON, then fail the run
+                record.update(ok=False, error=f'{type(err).__name__}: {err}')
+            results.append(record)
+            del x, k
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
+    return results
+
+
+def copy_bandwidth(device: torch.device, numel: int) -> float:
+    """Bytes per second of a device-to-device copy (read + write)."""
+    src = torch.empty(numel, device=device)
+    dst = torch.empty_like(src)
+    seconds = seconds_per_call(lambda: dst.copy_(src), device, iters=20)
+    return 2 * src.numel() * src.element_size() / seconds
+
+
+def time_ska(device: torch.device, cases: Dict, dtypes: List[torch.dtype], iters: int) -> List[dict]:
+    bandwidth = copy_bandwidth(device, 64 * 2 ** 20 if device.type == 'cuda' else 2 ** 22)
+    rows = []
+    for name, (shape, groups) in cases.items():
+        if name == 'grid_beyond_65535':
+            continue
+        for dtype in dtypes:
+            b, c, h, w = shape
+            x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+            k = torch.randn(b, groups, 9, h, w, device=device, dtype=dtype, requires_grad=True)
+            grad_out = torch.randn_like(x)
+            size = dtype.itemsize
+            forward_bytes = (2 * x.numel() + k.numel()) * size  # read x and w, write out
+            backward_bytes = (3 * x.numel() + 2 * k.numel()) * size  # read go, x, w; write gx, gw
+            with torch.no_grad():
+                forward = seconds_per_call(lambda: ska(x, k), device, iters)
+            both = seconds_per_call(lambda: torch.autograd.grad(ska(x, k), (x, k), grad_out), device, iters)
+            rows.append(dict(case=name, shape=list(shape), dtype=str(dtype).split('.')[-1],
+                             forward_ms=forward * 1e3, forward_backward_ms=both * 1e3,
+                             forward_vs_floor=forward / (forward_bytes / bandwidth),
+                             forward_backward_vs_floor=both / ((forward_bytes + backward_bytes) / bandwidth)))
+    return rows
+
+
+def peak_gib(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
+
+
+def time_models(device: torch.device, names: List[str], batch: int, train_batch: int, iters: int,
+                img_size: int) -> List[dict]:
+    amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
+    rows = []
+    for name in names:
+        row = dict(model=name)
+        try:
+            model = timm.utils.reparameterize_model(fuse_model(timm.create_model(name).eval())).to(device)
+            x = torch.randn(batch, 3, img_size, img_size, device=device)
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+
+            def infer():
+                with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype):
+                    model(x)
+            seconds = seconds_per_call(infer, device, iters)
+            row.update(infer_batch=batch, infer_img_s=batch / seconds, infer_peak_gib=peak_gib(device))
+            del model, x
+            model = timm.create_model(name).to(device).train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+            x = torch.randn(train_batch, 3, img_size, img_size, device=device)
+            target = torch.randint(0, 1000, (train_batch,), device=device)
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+
+            def train_step():
+                with torch.autocast(device.type, dtype=amp_dtype):
+                    loss = F.cross_entropy(model(x), target)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            seconds = seconds_per_call(train_step, device, iters)
+            row.update(train_batch=train_batch, train_img_s=train_batch / seconds, train_peak_gib=peak_gib(device),
+                       ok=True)
+            del model, optimizer, x
+        except Exception as err:
+            row.update(ok=False, error=f'{type(err).__name__}: {err}')
+        rows.append(row)
+    baseline = next((r for r in rows if r['model'] == 'efficientvit_m4' and r.get('ok')), None)
+    for row in rows:
+        if baseline and row.get('ok'):
+            row['infer_vs_efficientvit_m4'] = row['infer_img_s'] / baseline['infer_img_s']
+            row['train_vs_efficientvit_m4'] = row['train_img_s'] / baseline['train_img_s']
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', default='cuda')
+    parser.add_argument('--small', action='store_true', help='toy sizes (a smoke run of this script)')
+    parser.add_argument('--out', help='also write the JSON report here')
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        print(json.dumps(dict(ok=False, error='no CUDA device visible')))
+        return 2
+    start = time.perf_counter()
+    cases = SMALL_CASES if args.small else SKA_CASES
+    dtypes = [torch.float32] if device.type == 'cpu' else [torch.float32, torch.float16, torch.bfloat16]
+    report = dict(device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
+                  torch=torch.__version__, timm=timm.__version__)
+    try:
+        import triton
+        report['triton'] = triton.__version__
+    except ImportError:
+        report['triton'] = None
+    report['ska_correctness'] = check_ska(device, cases, dtypes)
+    report['ska_speed'] = time_ska(device, cases, dtypes[:2], iters=3 if args.small else 50)
+    names = ['lsnet_t', 'efficientvit_m4'] if args.small else ['lsnet_t', 'lsnet_s', 'lsnet_b', 'efficientvit_m4']
+    report['models'] = time_models(device, names, batch=4 if args.small else 2048,
+                                   train_batch=4 if args.small else 256, iters=2 if args.small else 20,
+                                   img_size=64 if args.small else 224)
+    failures = [r for r in report['ska_correctness'] + report['models'] if not r.get('ok')]
+    report['ok'] = not failures
+    report['failures'] = len(failures)
+    report['seconds'] = time.perf_counter() - start
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text)
+    return 0 if report['ok'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
