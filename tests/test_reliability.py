@@ -272,3 +272,43 @@ def test_config_key_typo_names_the_closest_argument():
         MODELS.build(dict(type='LSNet', arch='t', out_indice=(0, 1)))
     with pytest.raises(Exception, match=r"unknown arch 'tiny'"):
         MODELS.build(dict(type='VAN', arch='tiny'))
+
+
+def test_checkpoint_files_keep_the_users_umask(tmp_path):
+    from lsnet.mm.reliability import atomic_write
+    old = os.umask(0o027)
+    try:
+        atomic_write(b'data', tmp_path / 'epoch_1.pth')
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'epoch_1.pth').stat().st_mode & 0o777 == 0o640
+
+
+def test_interrupted_write_leftovers_are_removed_on_start(tmp_path):
+    from lsnet.mm.reliability import remove_interrupted_writes
+    leftover = tmp_path / '.epoch_2.pth.k3j4h5.tmp'
+    leftover.write_bytes(b'half a checkpoint')
+    keep = tmp_path / 'epoch_1.pth'
+    keep.write_bytes(b'x')
+    assert remove_interrupted_writes(str(tmp_path), logger=lambda message: None) == [str(leftover)]
+    assert not leftover.exists() and keep.exists()
+
+
+def test_non_finite_buffers_are_never_saved(tmp_path):
+    """BatchNorm statistics gone NaN: the save stops, naming the buffer and the newest checkpoint
+    that is checked finite (not the newest file)."""
+    import time
+    from types import SimpleNamespace
+    from lsnet.mm.reliability import NonFiniteLossHook
+    good = {'state_dict': {'bn.running_mean': torch.zeros(2)}, 'meta': {}}
+    torch.save(good, tmp_path / 'epoch_1.pth')
+    time.sleep(0.05)
+    torch.save({'state_dict': {'bn.running_mean': torch.tensor([float('nan'), 0.0])}, 'meta': {}},
+               tmp_path / 'epoch_2.pth')
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=30, epoch=3,
+                             logger=SimpleNamespace(warning=lambda message: None))
+    hook = NonFiniteLossHook()
+    with pytest.raises(RuntimeError, match=r'non-finite values in bn\.running_var.*epoch_1\.pth'):
+        hook.before_save_checkpoint(runner, {'state_dict': {'bn.running_var': torch.tensor([float('inf')]),
+                                                            'conv.weight': torch.ones(1)}})
+    hook.before_save_checkpoint(runner, good)  # finite: saved as usual

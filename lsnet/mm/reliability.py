@@ -31,21 +31,69 @@ from mmengine.runner import IterBasedTrainLoop
 from ..models.checkpoint import CheckpointError, read_checkpoint
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+    """Write to a temporary file beside ``filepath``, fsync it, rename it over ``filepath`` and fsync
+    the folder: a crash leaves the old file or the new one, never a truncated one. The file gets the
+    permissions a plain ``open`` would give under the user's umask."""
     filepath = os.fspath(filepath)
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix=TEMP_SUFFIX, dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode(encoding) if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, filepath)
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+TEMP_SUFFIX = '.tmp'
+
+
+def remove_interrupted_writes(work_dir: str, logger=print) -> list:
+    """Delete the temporary files a killed process left behind mid-write (``.<name>.<random>.tmp``)."""
+    removed = []
+    for path in Path(work_dir).glob(f'.*.*{TEMP_SUFFIX}') if osp.isdir(work_dir) else []:
+        path.unlink()
+        removed.append(str(path))
+        logger(f'[lsnet] removed {path}: an interrupted checkpoint write')
+    return removed
+
+
+def non_finite_tensors(state_dict: dict) -> list:
+    """Names of floating-point tensors holding NaN or Inf."""
+    return [name for name, value in state_dict.items()
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def newest_finite_checkpoint(work_dir: str, logger=print) -> Optional[str]:
+    """The newest checkpoint in ``work_dir`` that reads and whose weights and buffers are all finite."""
+    for path in sorted(Path(work_dir).glob('*.pth'), key=os.path.getmtime, reverse=True):
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError as err:
+            logger(f'[lsnet] skipping unreadable checkpoint: {err}')
+            continue
+        state = checkpoint.get('state_dict', {}) if isinstance(checkpoint, dict) else {}
+        if state and not non_finite_tensors(state):
+            return str(path)
+    return None
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -224,8 +272,24 @@ class NonFiniteLossHook(Hook):
             runner.logger.warning(f'iteration {runner.iter + 1}: non-finite loss ({terms}); update skipped '
                                   f'({skipped} so far)')
             return
-        last = runner.message_hub.get_info('last_ckpt')
+        last = newest_finite_checkpoint(runner.work_dir, runner.logger.warning)
         raise RuntimeError(f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {terms} '
-                           f'[all loss terms: {all_terms}]. Training stopped; the last good checkpoint is '
-                           f'{last or "none yet"}. Lower the learning rate, enable gradient clipping, or set '
-                           "optim_wrapper.type='SkipNonFiniteOptimWrapper' to skip such steps.")
+                           f'[all loss terms: {all_terms}]. Training stopped; the last good checkpoint '
+                           f'(checked finite) is {last or "none yet"}. Lower the learning rate, enable gradient '
+                           "clipping, or set optim_wrapper.type='SkipNonFiniteOptimWrapper' to skip such steps.")
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Never write a checkpoint whose weights or buffers are not finite (BatchNorm statistics can
+        turn NaN while the loss still looks fine): stop instead, so the keep-last rotation and
+        ``last_checkpoint`` keep pointing at good files."""
+        bad = non_finite_tensors(checkpoint.get('state_dict', {}))
+        bad_flag = torch.tensor([1.0 if bad else 0.0])
+        all_reduce(bad_flag, op='max')
+        if bad_flag.item() == 0:
+            return
+        last = newest_finite_checkpoint(runner.work_dir, runner.logger.warning)
+        shown = ', '.join(bad[:8]) + (f', ... ({len(bad)} in all)' if len(bad) > 8 else '') if bad else 'on another rank'
+        raise RuntimeError(f'not saving the checkpoint of iteration {runner.iter} (epoch {runner.epoch}): '
+                           f'non-finite values in {shown}. Training stopped; the last good checkpoint '
+                           f'(checked finite) is {last or "none yet"}. Lower the learning rate or enable '
+                           'gradient clipping.')

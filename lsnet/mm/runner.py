@@ -81,7 +81,10 @@ def existing_checkpoints(work_dir: str) -> list[str]:
 
 def guard_work_dir(cfg: Config, resume: Optional[str], overwrite: bool) -> None:
     """Refuse to train into a work dir that holds checkpoints unless resuming or told to overwrite,
-    so an earlier run's checkpoints are never replaced silently."""
+    so an earlier run's checkpoints are never replaced silently. Temporary files of a checkpoint write
+    that a kill interrupted are removed."""
+    from .reliability import remove_interrupted_writes
+    remove_interrupted_writes(cfg.work_dir)
     found = existing_checkpoints(cfg.work_dir)
     if found and not resume and not overwrite:
         names = ', '.join(osp.basename(p) for p in found[:5]) + (' ...' if len(found) > 5 else '')
