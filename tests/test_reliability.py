@@ -312,3 +312,32 @@ def test_non_finite_buffers_are_never_saved(tmp_path):
         hook.before_save_checkpoint(runner, {'state_dict': {'bn.running_var': torch.tensor([float('inf')]),
                                                             'conv.weight': torch.ones(1)}})
     hook.before_save_checkpoint(runner, good)  # finite: saved as usual
+
+
+def test_misspelt_top_level_key_names_the_closest():
+    from mmengine.config import Config
+    from lsnet.mm.runner import warn_misspelt_keys
+    root = Path(__file__).resolve().parents[1] / 'configs'
+    for path in sorted(root.glob('*/*.py')):
+        assert warn_misspelt_keys(Config.fromfile(str(path)), path.name) == [], path
+    cfg = Config.fromfile(str(root / 'retinanet' / 'retinanet_lsnet-t_fpn_shapes.py'))
+    cfg.load_form = 'epoch_1.pth'
+    assert warn_misspelt_keys(cfg, 'my_config.py') == [
+        "[lsnet] my_config.py: top-level key 'load_form' is not read by MMEngine; did you mean 'load_from'?"]
+
+
+def test_load_from_of_another_variant_fails_naming_the_keys(tmp_path):
+    """A fine-tuning start point loads strictly: LSNet-B weights for an LSNet-T RetinaNet stop the run
+    with one paragraph (no traceback), instead of training from random weights."""
+    from reference_weights import released_state_dict
+    other = tmp_path / 'retinanet_lsnet-b.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in released_state_dict('lsnet_b').items()}}, other)
+    config = Path(__file__).resolve().parents[1] / 'configs' / 'retinanet' / 'retinanet_lsnet-t_fpn_shapes.py'
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), PYTHONWARNINGS='ignore')
+    result = subprocess.run([sys.executable, 'tools/train.py', str(config), '--work-dir', str(tmp_path / 'w'),
+                             '--check-data', 'off', '--cfg-options', f'load_from={other}'],
+                            cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 1
+    assert 'shape mismatches: backbone.' in result.stderr and str(other) in result.stderr
+    assert 'Traceback' not in result.stderr

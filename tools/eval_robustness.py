@@ -16,6 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import MODELS  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.mm.checkpoint import load_model_checkpoint  # noqa: E402
 from lsnet.robustness import evaluate_robustness  # noqa: E402
@@ -59,4 +60,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

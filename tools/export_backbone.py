@@ -12,6 +12,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 
 import torch  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 from lsnet.models.checkpoint import read_checkpoint, select_prefix, unwrap_state_dict  # noqa: E402
 
 
@@ -39,4 +40,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

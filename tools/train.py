@@ -11,7 +11,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 
 from mmengine.runner import Runner  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401  (registers models, safe checkpoint loading)
+from lsnet.mm.checkpoint import load_model_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.reliability import find_resumable_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, guard_work_dir, load_config  # noqa: E402
@@ -44,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or from the latest checkpoint in the work dir if none is given')
     parser.add_argument('--amp', action='store_true', help='mixed precision: fp16 with loss scaling on a GPU, bfloat16 on CPU')
+    parser.add_argument('--load-from-partial', action='store_true',
+                        help='load_from: load what matches and leave the rest at initialisation (MMEngine\'s '
+                             'behaviour) instead of failing on missing, unexpected or mis-shaped keys')
     parser.add_argument('--overwrite', action='store_true',
                         help='allow training into a work dir that already holds checkpoints')
     parser.add_argument('--check-data', choices=['raise', 'skip', 'off'], default='raise',
@@ -76,8 +81,13 @@ def main(argv=None) -> None:
         cfg.resume, cfg.load_from = True, args.resume
     guard_work_dir(cfg, args.resume, args.overwrite)
     runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from') and not cfg.get('resume') and not args.load_from_partial:
+        # A fine-tuning start point loads strictly, like init_cfg: another variant's file is an error
+        # listing the keys, not thousands of warnings and a run from random weights.
+        load_model_checkpoint(runner.model, cfg.load_from)
+        runner._has_loaded = True
     runner.train()
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -44,6 +44,7 @@ def load_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    warn_misspelt_keys(cfg, args.config)
     scope = cfg.get('default_scope')
     if scope not in TASK_SCOPES:
         raise ValueError(f'{args.config}: default_scope={scope!r}; our tools handle {TASK_SCOPES}')
@@ -62,6 +63,26 @@ def load_config(args: argparse.Namespace) -> Config:
         if args.launcher == 'pytorch':
             _init_cpu_distributed(cfg)
     return cfg
+
+
+def warn_misspelt_keys(cfg: Config, source: str) -> list:
+    """Top-level keys that MMEngine would silently ignore but that look like one it reads
+    (``load_form`` for ``load_from``): warn naming the closest. Returns the warnings."""
+    import difflib
+    import inspect
+    from mmengine.runner import Runner
+    known = set(inspect.signature(Runner.__init__).parameters) - {'self'} | {
+        'custom_imports', 'default_scope', 'launcher', 'resume', 'load_from', 'auto_scale_lr', 'log_level'}
+    messages = []
+    for key in cfg.keys():
+        if key in known or key.startswith('_'):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            messages.append(f'[lsnet] {source}: top-level key {key!r} is not read by MMEngine; did you mean {close[0]!r}?')
+    for message in messages:
+        print(message)
+    return messages
 
 
 def _init_cpu_distributed(cfg: Config) -> None:

@@ -112,6 +112,14 @@ def unwrap_state_dict(checkpoint: Any, source: str = '<checkpoint>') -> 'Ordered
     return tensors
 
 
+def unwrap_if_wrapped(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A checkpoint's state dict when ``state_dict`` is a wrapped checkpoint (timm hands filters
+    whatever the file held), else ``state_dict`` itself."""
+    if any(isinstance(state_dict.get(key), Mapping) for key in ('state_dict', 'model', 'module')):
+        return unwrap_state_dict(state_dict)
+    return state_dict
+
+
 def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,
                   source: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
     """Keys under ``prefix`` with the prefix removed; an error if none are."""

@@ -14,7 +14,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..ops import ska
 from .backbone_base import DenseBackbone, fuse_conv_bn, merge_bn_args, reject_unknown_kwargs, resolve_arch
-from .checkpoint import unwrap_state_dict
+from .checkpoint import unwrap_if_wrapped
 from .variants import LSNET_ARCHS
 
 # SKA dispatches on dtype and device in Python: FX tracing records it as one call instead.
@@ -355,7 +355,7 @@ class LSNet(DenseBackbone):
         """Adapt a released/foreign LSNet state dict: unwrap it, resize attention-bias tables trained
         on another grid (e.g. the 14x14 tables of the released detectors) and use the model's own
         offset index."""
-        state_dict = unwrap_state_dict(state_dict)
+        state_dict = unwrap_if_wrapped(state_dict)
         own = model.state_dict()
         out = {}
         for key, value in state_dict.items():

@@ -13,7 +13,7 @@ from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from .backbone_base import DenseBackbone, merge_bn_args, reject_unknown_kwargs, resolve_arch
-from .checkpoint import unwrap_state_dict
+from .checkpoint import unwrap_if_wrapped
 from .variants import VAN_ARCHS, VAN_MMPRETRAIN_ARCHS
 
 __all__ = ['VAN']
@@ -260,7 +260,7 @@ class VAN(DenseBackbone):
     def checkpoint_filter_fn(state_dict: dict, model: 'VAN') -> dict:
         """Unwrap a checkpoint and map mmpretrain's VAN names to the released ones; a native layout
         passes unchanged."""
-        state_dict = unwrap_state_dict(state_dict)
+        state_dict = unwrap_if_wrapped(state_dict)
         if not any(('DW_conv' in k or k.startswith('blocks') or '.projection.' in k) for k in state_dict):
             return state_dict
         out = {}
