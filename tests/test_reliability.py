@@ -246,14 +246,24 @@ def test_label_map_values_outside_classes(tmp_path):
     generate_shapes(tmp_path, ('ade',), num_train=3, num_val=1, image_size=(32, 32))
     label = root / 'annotations' / 'training' / 'shapes_000001.png'
     values = np.asarray(Image.open(label)).copy()
-    values[0, 0] = 42
+    values[0, 1] = 255  # the ignore value: valid with reduce_zero_label, as in mmseg
     Image.fromarray(values).save(label)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        with pytest.raises(ValueError, match=r'shapes_000001.png has values \[41\] outside the 5 classes'):
-            DATASETS.build(dict(type='CheckedDataset', dataset=dict(
+
+    def build(**kwargs):
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            return DATASETS.build(dict(type='CheckedDataset', dataset=dict(
                 type='BaseSegDataset', data_root=str(root), img_suffix='.jpg', seg_map_suffix='.png',
                 reduce_zero_label=True, data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
-                metainfo=dict(classes=('background', 'circle', 'square', 'triangle', 'star')))))
+                metainfo=dict(classes=('background', 'circle', 'square', 'triangle', 'star'))), **kwargs))
+    assert len(build(decode=True)) == 3
+    values[0, 0] = 42
+    Image.fromarray(values).save(label)
+    assert len(build()) == 3  # label values are read only with decode (every map decoded)
+    with pytest.raises(ValueError, match=r'shapes_000001.png has values \[41\] outside the 5 classes'):
+        build(decode=True)
+    Image.fromarray(values[:, :20]).save(label)
+    with pytest.raises(ValueError, match=r'shapes_000001.png is 20x32 but its image .*shapes_000001.jpg is 32x32'):
+        build()
 
 
 def test_train_tool_reports_bad_data_before_training(tmp_path, coco_copy):

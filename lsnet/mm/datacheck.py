@@ -106,10 +106,15 @@ class CheckedDataset(Dataset):
             seg_path = info['seg_map_path']
             if not osp.isfile(seg_path):
                 return f'missing label map {seg_path}'
-            if num_classes:
+            with Image.open(info['img_path']) as image, Image.open(seg_path) as label:  # headers only
+                if image.size != label.size:
+                    return (f'label map {seg_path} is {label.size[0]}x{label.size[1]} but its image '
+                            f'{info["img_path"]} is {image.size[0]}x{image.size[1]}')
+            if num_classes and decode:
                 values = np.unique(np.asarray(Image.open(seg_path)))
                 if info.get('reduce_zero_label', getattr(dataset, 'reduce_zero_label', False)):
-                    values = values[values != 0] - 1
+                    # mmseg: 0 becomes the ignore index, 1..n become 0..n-1, the ignore index stays
+                    values = np.array([ignore_index if v in (0, ignore_index) else v - 1 for v in values.tolist()])
                 bad = values[(values >= num_classes) & (values != ignore_index)]
                 if bad.size:
                     return (f'label map {seg_path} has values {bad.tolist()[:8]} outside the {num_classes} classes '
