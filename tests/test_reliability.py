@@ -351,3 +351,39 @@ def test_load_from_of_another_variant_fails_naming_the_keys(tmp_path):
     assert result.returncode == 1
     assert 'shape mismatches: backbone.' in result.stderr and str(other) in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_coco_annotation_problems_are_named_from_one_load(coco_copy, monkeypatch):
+    ann = coco_copy / 'annotations' / 'instances_train2017.json'
+    content = json.loads(ann.read_text())
+    first, second, third = content['annotations'][:3]
+    first['bbox'][2] = 0  # zero width
+    image = next(i for i in content['images'] if i['id'] == second['image_id'])
+    second['bbox'] = [image['width'] - 5, 2, 40, 10]  # leaves the image
+    third['image_id'] = 99999  # no such image
+    ann.write_text(json.dumps(content))
+    loads = []
+    real_load = json.load
+    monkeypatch.setattr(json, 'load', lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    with pytest.raises(ValueError) as info:
+        _checked(coco_copy)
+    assert len(loads) == 1  # mmdet's own load, read by the checks
+    message = str(info.value)
+    assert f'annotation {first["id"]}' in message and 'width 0' in message
+    assert f'annotation {second["id"]}' in message and 'outside the image' in message
+    assert f'annotation {third["id"]} points at image_id 99999' in message
+    dataset = _checked(coco_copy, on_error='skip')
+    boxes = [inst['bbox'] for info in dataset.dataset.data_list for inst in info['instances']]
+    assert all(b[2] <= image['width'] + 1 for b in boxes) and len(dataset) > 0
+
+
+@pytest.mark.parametrize('damage,match', [
+    (lambda text: text[:len(text) // 2], 'is not valid JSON'),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != 'images'}), 'has no "images" list'),
+    (lambda text: json.dumps(dict(json.loads(text), annotations=[])), 'has no annotations'),
+])
+def test_broken_coco_files_are_named(coco_copy, damage, match):
+    ann = coco_copy / 'annotations' / 'instances_train2017.json'
+    ann.write_text(damage(ann.read_text()))
+    with pytest.raises(ValueError, match=f'instances_train2017.json.*{match}|{match}.*instances_train2017.json'):
+        _checked(coco_copy)
