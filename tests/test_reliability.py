@@ -387,3 +387,67 @@ def test_broken_coco_files_are_named(coco_copy, damage, match):
     ann.write_text(damage(ann.read_text()))
     with pytest.raises(ValueError, match=f'instances_train2017.json.*{match}|{match}.*instances_train2017.json'):
         _checked(coco_copy)
+
+
+def forged_png(path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    import io
+    import struct
+    import zlib
+    buffer = io.BytesIO()
+    Image.new('L', (1, 1)).save(buffer, format='PNG')
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack('>II', width, height)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+def test_image_folder_problems_are_named(tmp_path):
+    from lsnet.mm.datacheck import CheckedDataset
+    root = tmp_path / 'imagenet'
+    generate_shapes(tmp_path, ('imagenet',), num_train=8, num_val=4, cls_size=32)
+    train = root / 'train'
+    classes = sorted(p.name for p in train.iterdir())
+    folder_cfg = dict(type='ImageFolderDataset', data_root=str(root), split='train', transform=dict(input_size=32))
+    (train / classes[0] / 'zero.png').write_bytes(b'')
+    forged_png(train / classes[1] / 'bomb.png', 65500, 65500)
+    with pytest.raises(ValueError, match=r'empty image file .*zero\.png \(0 bytes\)'):
+        CheckedDataset(folder_cfg)
+    with pytest.raises(ValueError, match=r'bomb\.png: its header claims more pixels than the decoders accept \(Image size \(4290250000 pixels\)'):
+        CheckedDataset(folder_cfg, decode=True)
+    skipped = CheckedDataset(folder_cfg, decode=True, on_error='skip')
+    assert skipped.num_skipped == 2
+    with pytest.raises(ValueError, match=r'oversized image: .*bomb\.png'):  # read without the check
+        skipped.dataset._load(str(train / classes[1] / 'bomb.png'))
+    (train / 'unused_class').mkdir()
+    with pytest.raises(ValueError, match=r'class folder\(s\) without images: .*unused_class'):
+        CheckedDataset(folder_cfg)
+    (train / 'unused_class').rmdir()
+    # a 16-bit grayscale PNG decodes to its picture, not to a constant image
+    gradient = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (32, 1))
+    Image.fromarray(gradient).save(train / classes[2] / 'deep.png')
+    dataset = CheckedDataset(folder_cfg, on_error='skip').dataset
+    picture = np.asarray(dataset._load(str(train / classes[2] / 'deep.png')))
+    assert picture.shape == (32, 32, 3) and picture[:, 0].max() < 10 and picture[:, -1].min() > 245
+
+
+def test_more_class_folders_than_head_classes_stops_before_training(tmp_path):
+    generate_shapes(tmp_path, ('imagenet',), num_train=8, num_val=4, cls_size=32)
+    root = tmp_path / 'imagenet'
+    extra = root / 'train' / 'hexagon'
+    extra.mkdir()
+    for source in list((root / 'train' / 'circle').glob('*'))[:2]:
+        (extra / source.name).write_bytes(source.read_bytes())
+    cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', f"""
+        train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(data_root='{root}',
+                                transform=dict(input_size=32, auto_augment=None, re_prob=0.0)))
+        val_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(data_root='{root}', transform=dict(input_size=32)))
+        test_dataloader = val_dataloader
+        model = dict(backbone=dict(img_size=32), mixup=None)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS='ignore')
+    result = subprocess.run([sys.executable, 'tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w')],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "has 5 classes" in result.stderr and 'hexagon' in result.stderr and 'predicts 4' in result.stderr
+    assert 'Traceback' not in result.stderr

@@ -10,6 +10,8 @@ img/s over a timed window; GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp
 Activation checkpointing (the backbones' ``with_cp``): the memory autograd saves for the backward
 pass, and the step time, with it off and on:
     python tools/benchmark.py checkpointing --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py
+What --check-data adds to loading a COCO-sized annotation file (generated), against mmdet's load:
+    python tools/benchmark.py datacheck [--images 118287 --boxes 860001]
 SKA kernel against its memory floor (bytes moved / copy bandwidth measured in the same run), and,
 on CPU, against a depth-wise 3x3 convolution of the same shape:
     python tools/benchmark.py ska [--dtypes fp32 fp16]
@@ -339,9 +341,54 @@ def bench_checkpointing(args: argparse.Namespace, device: torch.device) -> None:
               f'{peaks} | {cp_s / plain_s:.2f} |')
 
 
+def bench_datacheck(args: argparse.Namespace) -> None:
+    """What ``--check-data`` adds to loading a COCO-sized annotation file, against mmdet's own load."""
+    import json
+    import random
+    import tempfile
+    from mmdet.datasets import CocoDataset
+    from lsnet.mm.datacheck import _recording_coco_api, coco_problems
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, 'instances.json')
+        images = [dict(id=i, file_name=f'{i:012d}.jpg', width=640, height=480) for i in range(args.images)]
+        annotations = []
+        for k in range(args.boxes):
+            w, h = rng.uniform(2, 200), rng.uniform(2, 200)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            annotations.append(dict(id=k, image_id=rng.randrange(args.images), category_id=rng.randint(1, 80),
+                                    bbox=[x, y, w, h], area=w * h, iscrowd=0, segmentation=[]))
+        categories = [dict(id=c, name=f'class{c}') for c in range(1, 81)]
+        with open(path, 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        del images, annotations
+        classes = tuple(c['name'] for c in categories)
+        rows = []
+        for _ in range(args.rounds):
+            dataset = CocoDataset(ann_file=path, data_prefix=dict(img=folder), metainfo=dict(classes=classes),
+                                  pipeline=[], lazy_init=True)
+            loaded: list = []
+            dataset.COCOAPI = _recording_coco_api(CocoDataset.COCOAPI, loaded)
+            start = time.perf_counter()
+            dataset.full_init()  # mmdet's load, the structure checks included
+            load_s = time.perf_counter() - start
+            start = time.perf_counter()
+            coco_problems(loaded[0].dataset, path, list(classes))
+            for index in range(len(dataset)):
+                osp.isfile(dataset.get_data_info(index)['img_path'])  # the per-image existence check
+            check_s = time.perf_counter() - start
+            rows.append((load_s, check_s))
+            del dataset, loaded
+    load_s = sorted(r[0] for r in rows)[len(rows) // 2]
+    check_s = sorted(r[1] for r in rows)[len(rows) // 2]
+    print(f'\nCOCO-sized annotation file: {args.images} images, {args.boxes} boxes; median of {args.rounds} rounds')
+    print('| mmdet load s | --check-data extra s | extra / load |\n|---|---|---|')
+    print(f'| {load_s:.2f} | {check_s:.2f} | {check_s / load_s:.3f} |')
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('what', choices=['models', 'ska', 'dense', 'checkpointing'])
+    parser.add_argument('what', choices=['models', 'ska', 'dense', 'checkpointing', 'datacheck'])
     parser.add_argument('--configs', nargs='+', default=['configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py'])
     parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
     parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
@@ -355,6 +402,9 @@ def main(argv=None) -> None:
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--dtypes', nargs='+', default=['fp32', 'fp16'], choices=list(DTYPES))
     parser.add_argument('--dense-scale', type=float, default=1.0, help='scale the papers\' dense input sizes')
+    parser.add_argument('--images', type=int, default=118287, help='datacheck: images in the generated file')
+    parser.add_argument('--boxes', type=int, default=860001, help='datacheck: boxes in the generated file')
+    parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--min-time', type=float, default=3.0)
     parser.add_argument('--warmup', type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -367,6 +417,8 @@ def main(argv=None) -> None:
         bench_dense(args, device)
     elif args.what == 'checkpointing':
         bench_checkpointing(args, device)
+    elif args.what == 'datacheck':
+        bench_datacheck(args)
     elif device.type == 'cuda':
         bench_ska_gpu(args, device)
     else:

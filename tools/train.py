@@ -23,7 +23,7 @@ def add_safety(cfg, args) -> None:
     """Exact resumption (RNG states in checkpoints), non-finite loss handling, data checks."""
     hooks = list(cfg.get('custom_hooks', []))
     present = {h.get('type') for h in hooks}
-    for hook in ('RNGStateHook', 'NonFiniteLossHook'):
+    for hook in ('RNGStateHook', 'NonFiniteLossHook', 'ClassCountCheckHook'):
         if hook not in present:
             hooks.append(dict(type=hook))
     cfg.custom_hooks = hooks

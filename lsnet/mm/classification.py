@@ -46,6 +46,7 @@ class ImageFolderDataset(Dataset):
                  classes: Optional[Sequence[str]] = None, transform: Optional[dict] = None,
                  skip_bad_images: bool = False):
         self.data_root = data_root
+        self.folder = None  # the class-folder root, when the dataset is read from folders
         self.skip_bad_images = skip_bad_images
         self.num_skipped = 0
         if ann_file:
@@ -64,7 +65,7 @@ class ImageFolderDataset(Dataset):
             self.classes = tuple(classes) if classes else tuple(str(i) for i in range(
                 max((s[1] for s in self.samples), default=-1) + 1))
         else:
-            folder = osp.join(data_root, split)
+            folder = self.folder = osp.join(data_root, split)
             if not osp.isdir(folder):
                 raise FileNotFoundError(f'ImageFolderDataset: folder not found: {folder}')
             found = sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)))
@@ -92,11 +93,16 @@ class ImageFolderDataset(Dataset):
     def _load(self, path: str) -> Image.Image:
         try:
             with Image.open(path) as image:
+                if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+                    # 16/32-bit grayscale: convert('RGB') would clip it to a constant image
+                    values = np.asarray(image).astype(np.float64)
+                    top = 65535.0 if image.mode.startswith('I;16') else max(values.max(), 1.0)
+                    image = Image.fromarray((values * (255.0 / top)).round().clip(0, 255).astype(np.uint8))
                 return image.convert('RGB')
         except FileNotFoundError as err:
             raise FileNotFoundError(f'image listed in the dataset is missing: {path}') from err
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise ValueError(f'corrupt or truncated image: {path} ({err})') from err
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
+            raise ValueError(f'corrupt, truncated or oversized image: {path} ({err})') from err
 
     def __getitem__(self, index: int) -> dict:
         path, label = self.samples[index]

@@ -18,7 +18,8 @@ from typing import Optional
 
 import numpy as np
 from mmengine.logging import print_log
-from mmengine.registry import DATASETS
+from mmengine.hooks import Hook
+from mmengine.registry import DATASETS, HOOKS
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -27,13 +28,25 @@ class DataError(ValueError):
     """A dataset holds samples that cannot be trained on."""
 
 
+# PIL refuses twice its MAX_IMAGE_PIXELS (about 179M) as a decompression bomb, OpenCV 2**30 pixels.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 2 ** 28
+
+
 def _image_problem(path: str, decode: bool) -> Optional[str]:
     if not osp.isfile(path):
         return f'missing image {path}'
+    if osp.getsize(path) == 0:
+        return f'empty image file {path} (0 bytes)'
     if decode:
         try:
             with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    return (f'image {path}: its header claims {width}x{height} pixels, more than the decoders '
+                            f'accept ({MAX_IMAGE_PIXELS} pixels)')
                 image.load()
+        except Image.DecompressionBombError as err:
+            return f'image {path}: its header claims more pixels than the decoders accept ({err})'
         except Exception as err:  # PIL raises several types for corrupt/truncated files
             return f'corrupt or truncated image {path} ({err})'
     return None
@@ -104,6 +117,49 @@ def coco_problems(content: dict, ann_file: str, classes: list) -> tuple[list[str
     return messages, bad
 
 
+def empty_class_folders(dataset) -> list[str]:
+    """Class folders of an image-folder dataset that hold no image."""
+    folder = getattr(dataset, 'folder', None)
+    if not folder or not hasattr(dataset, 'samples'):
+        return []
+    counts = {name: 0 for name in dataset.classes}
+    for _, label in dataset.samples:
+        counts[dataset.classes[label]] += 1
+    return [osp.join(folder, name) for name, count in counts.items() if count == 0]
+
+
+def model_num_classes(model) -> Optional[int]:
+    """The number of classes a classifier, detector or segmentor predicts (None: unknown)."""
+    for path in ('backbone.num_classes', 'bbox_head.num_classes', 'roi_head.bbox_head.num_classes',
+                 'decode_head.num_classes'):
+        value = model
+        for part in path.split('.'):
+            value = getattr(value, part, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@HOOKS.register_module()
+class ClassCountCheckHook(Hook):
+    """Before training: the training set's classes must fit the model's head; otherwise the run
+    stops naming the dataset and both counts, not with "index 4 is out of bounds" an epoch later."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        dataset = runner.train_dataloader.dataset
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        expected = model_num_classes(model)
+        if classes is None or expected is None or len(classes) <= expected:
+            return
+        where = getattr(dataset, 'folder', None) or getattr(dataset, 'ann_file', None) or type(dataset).__name__
+        raise DataError(f'the training set {where} has {len(classes)} classes {list(classes)[:12]} but the model '
+                        f'predicts {expected}: set the head\'s num_classes to {len(classes)} or list the '
+                        'classes to train on in the dataset config')
+
+
 @DATASETS.register_module()
 class CheckedDataset(Dataset):
     """Build ``dataset`` and check it (see module docstring).
@@ -148,6 +204,13 @@ class CheckedDataset(Dataset):
         size = len(self.dataset)
         if size == 0:
             raise DataError(f'dataset {type(self.dataset).__name__} is empty (config: {dataset})')
+        empty = empty_class_folders(self.dataset)
+        if empty and on_error == 'raise':
+            raise DataError(f'class folder(s) without images: {empty[:10]}; their classes would never be '
+                            "seen in training. Remove them, list the classes, or use --check-data skip.")
+        if empty:
+            print_log(f'CheckedDataset: {len(empty)} class folder(s) without images, e.g. {empty[0]}',
+                      logger='current', level=30)
         num_classes = len(self.metainfo.get('classes', ())) or None
         bad = {}
         for index in range(size):
