@@ -127,6 +127,25 @@ def time_ska(device: torch.device, cases: Dict, dtypes: List[torch.dtype], iters
     return rows
 
 
+def classifier_train_step(model: torch.nn.Module, forward: Callable, x: torch.Tensor,
+                          amp_dtype) -> Callable[[], None]:
+    """One AdamW step of ``model`` on ``x`` with random ImageNet labels, under autocast in
+    ``amp_dtype`` (loss scaling for fp16; None: fp32); ``forward`` may be a compiled ``model``."""
+    device = x.device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == 'cuda')
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    target = torch.randint(0, 1000, (x.shape[0],), device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(forward(x), target)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return step
+
+
 def peak_gib(device: torch.device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
 
@@ -151,25 +170,15 @@ def time_models(device: torch.device, names: List[str], batch: int, train_batch:
             row.update(infer_batch=batch, infer_img_s=batch / seconds, infer_peak_gib=peak_gib(device))
             del model, x
             model = timm.create_model(name).to(device).train()
-            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-            scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
             x = torch.randn(train_batch, 3, img_size, img_size, device=device)
-            target = torch.randint(0, 1000, (train_batch,), device=device)
             if device.type == 'cuda':
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
-
-            def train_step():
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = F.cross_entropy(model(x), target)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+            train_step = classifier_train_step(model, model, x, amp_dtype)
             seconds = seconds_per_call(train_step, device, iters, warmup)
             row.update(train_batch=train_batch, train_img_s=train_batch / seconds, train_peak_gib=peak_gib(device),
                        ok=True)
-            del model, optimizer, x
+            del model, x, train_step
         except Exception as err:
             row.update(ok=False, error=f'{type(err).__name__}: {err}')
         rows.append(row)

@@ -104,7 +104,7 @@ def test_label_map_of_another_size(pristine, tmp_path):
                          [label.name, 'but its image'])
 
 
-@pytest.mark.parametrize('case', ['empty_class_folder', 'sixteen_bit_png_is_trained_on'])
+@pytest.mark.parametrize('case', ['empty_class_folder', 'extra_class_folder', 'sixteen_bit_png_is_trained_on'])
 def test_class_folders(case, pristine, tmp_path):
     root = tmp_path / 'imagenet'
     shutil.copytree(pristine / 'imagenet', root)
@@ -112,6 +112,10 @@ def test_class_folders(case, pristine, tmp_path):
     if case == 'empty_class_folder':
         for image in first.iterdir():
             image.unlink()
+    elif case == 'extra_class_folder':  # a fifth class for a 4-class head
+        (root / 'train' / 'hexagon').mkdir()
+        for image in sorted(first.iterdir())[:2]:
+            (root / 'train' / 'hexagon' / image.name).write_bytes(image.read_bytes())
     else:
         Image.fromarray(np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (32, 1))).save(first / 'deep.png')
     cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', f'''
@@ -126,6 +130,8 @@ def test_class_folders(case, pristine, tmp_path):
     result = run(['tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w')], ROOT)
     if case == 'empty_class_folder':
         assert_named_failure(result, ['class folder(s) without images', first.name])
+    elif case == 'extra_class_folder':
+        assert_named_failure(result, ['has 5 classes', 'hexagon', 'predicts 4'])
     else:
         assert result.returncode == 0, result.stderr[-2000:]
 

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import lsnet  # noqa: E402,F401
+from lsnet.gpu_check import classifier_train_step  # noqa: E402
 from lsnet.models.backbone_base import fuse_model  # noqa: E402
 from lsnet.ops.ska import ska, ska_backend, ska_torch  # noqa: E402
 
@@ -104,17 +105,7 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
         else:
             model = timm.create_model(name, num_classes=1000).to(device).train()
             fwd = torch.compile(model) if args.compile else model
-            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == 'cuda')
-            scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-            target = torch.randint(0, 1000, (batch,), device=device)
-
-            def step():
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = F.cross_entropy(fwd(x), target)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+            step = classifier_train_step(model, fwd, x, amp_dtype)
         seconds = time_call(step, device, args.min_time, args.warmup)
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
         rows.append((name, batch / seconds, peak))
