@@ -11,8 +11,7 @@ train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train', transform=train_transform))
 val_dataloader = dict(
-    # drop_last: a last batch of one image would stop training in BatchNorm after a whole epoch
-    batch_size=256, num_workers=8, persistent_workers=True, pin_memory=True, drop_last=True,
+    batch_size=256, num_workers=8, persistent_workers=True, pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='ImageFolderDataset', data_root=data_root, split='val', transform=val_transform))
