@@ -282,13 +282,13 @@ class NonFiniteLossHook(Hook):
         """Never write a checkpoint whose weights or buffers are not finite (BatchNorm statistics can
         turn NaN while the loss still looks fine): stop instead, so the keep-last rotation and
         ``last_checkpoint`` keep pointing at good files."""
+        # Runner.save_checkpoint runs on the main process only (no collective here); when it stops,
+        # torchrun ends the other ranks.
         bad = non_finite_tensors(checkpoint.get('state_dict', {}))
-        bad_flag = torch.tensor([1.0 if bad else 0.0])
-        all_reduce(bad_flag, op='max')
-        if bad_flag.item() == 0:
+        if not bad:
             return
         last = newest_finite_checkpoint(runner.work_dir, runner.logger.warning)
-        shown = ', '.join(bad[:8]) + (f', ... ({len(bad)} in all)' if len(bad) > 8 else '') if bad else 'on another rank'
+        shown = ', '.join(bad[:8]) + (f', ... ({len(bad)} in all)' if len(bad) > 8 else '')
         raise RuntimeError(f'not saving the checkpoint of iteration {runner.iter} (epoch {runner.epoch}): '
                            f'non-finite values in {shown}. Training stopped; the last good checkpoint '
                            f'(checked finite) is {last or "none yet"}. Lower the learning rate or enable '
