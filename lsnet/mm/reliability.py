@@ -31,6 +31,10 @@ from mmengine.runner import IterBasedTrainLoop
 from ..models.checkpoint import CheckpointError, read_checkpoint
 
 
+# The suffix of atomic_write's temporary files, which remove_interrupted_writes looks for.
+TEMP_SUFFIX = '.tmp'
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -62,8 +66,6 @@ def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: 
             os.remove(tmp)
         raise
 
-
-TEMP_SUFFIX = '.tmp'
 
 
 def remove_interrupted_writes(work_dir: str, logger=print) -> list:
