@@ -109,7 +109,7 @@ def draw_classification(cfg: Path, checkpoint: Path, opts: list[str], image_root
     import torch
     from mmengine.registry import MODELS
 
-    from .mm.checkpoint import load_model_checkpoint
+    from .checkpoint import load_model_checkpoint
     from .mm.classification import ImageFolderDataset
     config = _config(cfg, opts)
     model = MODELS.build(config.model).eval()

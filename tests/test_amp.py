@@ -13,6 +13,7 @@ from mmengine.optim import AmpOptimWrapper, build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 import lsnet  # noqa: E402,F401
+from lsnet.mm.build import build_model_from_config  # noqa: E402
 from lsnet.mm.optim import AutocastOptimWrapper, enable_amp  # noqa: E402
 
 from mm_helpers import ROOT, run_tool, write_override  # noqa: E402
@@ -22,11 +23,8 @@ CONFIGS = sorted(str(p.relative_to(ROOT)) for folder in ('classification', 'reti
 
 
 def build(cfg: Config):
-    scope = cfg.default_scope
-    registry = __import__(f'{scope}.registry' if scope != 'mmengine' else 'mmengine.registry',
-                          fromlist=['MODELS']).MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.build(cfg.model)
+    model, cfg = build_model_from_config(cfg)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     return model, wrapper
 

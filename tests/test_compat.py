@@ -6,6 +6,7 @@ import torch
 pytest.importorskip('mmengine')
 
 import lsnet  # noqa: E402,F401
+import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imports do)
 
 
 def test_mmengine_checkpoint_loads_under_weights_only(tmp_path):

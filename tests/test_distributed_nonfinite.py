@@ -19,7 +19,7 @@ WORKER = textwrap.dedent('''
     dist.init_process_group('gloo', init_method=init, rank=rank, world_size=world)
     import lsnet  # noqa
     from lsnet.mm.optim import SkipNonFiniteOptimWrapper
-    from lsnet.mm.reliability import NonFiniteLossHook
+    from lsnet.mm.nonfinite import NonFiniteLossHook
     torch.manual_seed(0)
     model = DistributedDataParallel(torch.nn.Linear(4, 1))
     wrapper = SkipNonFiniteOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))

@@ -13,7 +13,7 @@ from mmengine.registry import MODELS  # noqa: E402
 
 import lsnet  # noqa: E402,F401
 from lsnet import VAN, LSNet, fuse_model  # noqa: E402
-from lsnet.models.checkpoint import CheckpointError  # noqa: E402
+from lsnet.checkpoint import CheckpointError  # noqa: E402
 
 from reference_weights import write_released_checkpoint  # noqa: E402
 

@@ -15,8 +15,9 @@ from PIL import Image
 pytest.importorskip('mmdet')
 
 import lsnet  # noqa: E402,F401
+import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imports do)
 from lsnet.datasets import generate_shapes  # noqa: E402
-from lsnet.mm.reliability import atomic_write, find_resumable_checkpoint  # noqa: E402
+from lsnet.checkpoint import atomic_write, find_resumable_checkpoint  # noqa: E402
 
 from mm_helpers import ROOT, run_tool, write_override  # noqa: E402
 
@@ -37,7 +38,7 @@ def test_atomic_write_keeps_old_file_on_crash(tmp_path, monkeypatch):
 
 def test_mmengine_checkpoints_go_through_atomic_backend(tmp_path):
     from mmengine.runner.checkpoint import save_checkpoint
-    from lsnet.mm.reliability import AtomicLocalBackend
+    from lsnet.mm.safe_io import AtomicLocalBackend
     from mmengine.fileio import get_file_backend
     assert isinstance(get_file_backend(str(tmp_path / 'a.pth')), AtomicLocalBackend)
     save_checkpoint({'state_dict': {'w': torch.ones(2)}, 'meta': {}}, str(tmp_path / 'a.pth'))
@@ -290,7 +291,7 @@ def test_config_key_typo_names_the_closest_argument():
 
 
 def test_checkpoint_files_keep_the_users_umask(tmp_path):
-    from lsnet.mm.reliability import atomic_write
+    from lsnet.checkpoint import atomic_write
     old = os.umask(0o027)
     try:
         atomic_write(b'data', tmp_path / 'epoch_1.pth')
@@ -300,7 +301,7 @@ def test_checkpoint_files_keep_the_users_umask(tmp_path):
 
 
 def test_interrupted_write_leftovers_are_removed_on_start(tmp_path):
-    from lsnet.mm.reliability import remove_interrupted_writes
+    from lsnet.checkpoint import remove_interrupted_writes
     leftover = tmp_path / '.epoch_2.pth.k3j4h5.tmp'
     leftover.write_bytes(b'half a checkpoint')
     keep = tmp_path / 'epoch_1.pth'
@@ -314,7 +315,7 @@ def test_non_finite_buffers_are_never_saved(tmp_path):
     that is checked finite (not the newest file)."""
     import time
     from types import SimpleNamespace
-    from lsnet.mm.reliability import NonFiniteLossHook
+    from lsnet.mm.nonfinite import NonFiniteLossHook
     good = {'state_dict': {'bn.running_mean': torch.zeros(2)}, 'meta': {}}
     torch.save(good, tmp_path / 'epoch_1.pth')
     time.sleep(0.05)

@@ -201,27 +201,19 @@ def _dense_inputs(model, scope: str, batch: int, size: tuple[int, int], num_clas
 
 
 def bench_dense(args: argparse.Namespace, device: torch.device) -> None:
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import DefaultScope
+    from lsnet.mm.build import build_model_from_config
     rows = []
     for path in args.configs:
-        cfg = Config.fromfile(path)
+        model, cfg = build_model_from_config(path, pretrained=False, device=device)
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
         scope = cfg.default_scope
         if scope == 'mmdet':
-            from mmdet.registry import MODELS
             size, head = (800, 1333), cfg.model.get('bbox_head') or cfg.model.roi_head.bbox_head
         else:
-            from mmseg.registry import MODELS
             size, head = (512, 2048), cfg.model.decode_head
         size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
-        cfg.model.backbone.init_cfg = None
-        if device.type == 'cpu':  # SyncBN needs CUDA
-            cfg = Config.fromstring(cfg.pretty_text.replace("'SyncBN'", "'BN'"), '.py')
         batch = args.batch or 2
-        with DefaultScope.overwrite_default_scope(scope):
-            model = MODELS.build(cfg.model).to(device)
-            optim = build_optim_wrapper(model, cfg.optim_wrapper)
         amp_dtype = DTYPES[args.amp] if args.amp != 'none' else None
         model.eval()
         x = torch.randn(1, 3, *size, device=device)
@@ -282,26 +274,21 @@ class SavedActivations:
 
 def bench_checkpointing(args: argparse.Namespace, device: torch.device) -> None:
     """Training step of each config with the backbone's ``with_cp`` off and on, side by side."""
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
+    from lsnet.mm.build import build_model_from_config
     rows = []
     for path in args.configs:
-        cfg = Config.fromfile(path)
-        scope = cfg.default_scope
-        registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-        head = cfg.model.get('bbox_head') or (cfg.model.roi_head.bbox_head if scope == 'mmdet' else cfg.model.decode_head)
-        size = (800, 1333) if scope == 'mmdet' else (512, 512)
-        size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
-        cfg.model.backbone.init_cfg = None
-        if device.type == 'cpu':  # SyncBN needs CUDA
-            cfg = Config.fromstring(cfg.pretty_text.replace("'SyncBN'", "'BN'"), '.py')
         batch = args.batch or 2
         results = {}
         for with_cp in (False, True):
-            cfg.model.backbone.with_cp = with_cp
             torch.manual_seed(0)
-            with DefaultScope.overwrite_default_scope(scope):
-                model = registry.build(cfg.model).to(device).train()
+            model, cfg = build_model_from_config(path, {'model.backbone.with_cp': with_cp}, pretrained=False,
+                                                 device=device)
+            model.train()
+            scope = cfg.default_scope
+            head = cfg.model.get('bbox_head') or (cfg.model.roi_head.bbox_head if scope == 'mmdet'
+                                                  else cfg.model.decode_head)
+            size = (800, 1333) if scope == 'mmdet' else (512, 512)
+            size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
             packed = _dense_inputs(model, scope, batch, size, head.num_classes, device)
 
             def train_step(count: bool = False):

@@ -13,12 +13,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import MODELS  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
-from lsnet.mm.checkpoint import load_model_checkpoint  # noqa: E402
+from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
+from lsnet.mm.build import build_model_from_config  # noqa: E402
 from lsnet.robustness import evaluate_robustness  # noqa: E402
 
 
@@ -43,9 +43,7 @@ def main(argv=None) -> dict:
         classes = sorted(d for d in os.listdir(args.classes) if osp.isdir(osp.join(args.classes, d)))
     else:
         classes = [line.strip() for line in open(args.classes) if line.strip()]
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    model = MODELS.build(cfg.model)
+    model, cfg = build_model_from_config(args.config, args.cfg_options, pretrained=False)
     load_model_checkpoint(model, args.checkpoint)
     model.eval()
     results = evaluate_robustness(

@@ -10,10 +10,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
 
-import torch  # noqa: E402
-
 from lsnet.cli import run_cli  # noqa: E402
-from lsnet.models.checkpoint import read_checkpoint, select_prefix, unwrap_state_dict  # noqa: E402
+from lsnet.checkpoint import read_checkpoint, save_checkpoint, select_prefix, unwrap_state_dict  # noqa: E402
 
 
 def export(checkpoint: str, out: str, overwrite: bool = False) -> dict:
@@ -22,10 +20,7 @@ def export(checkpoint: str, out: str, overwrite: bool = False) -> dict:
     state = unwrap_state_dict(read_checkpoint(checkpoint), f'checkpoint {checkpoint}')
     if any(k.startswith('backbone.') for k in state):
         state = select_prefix(state, 'backbone.', f'checkpoint {checkpoint}')
-    tmp = out + '.tmp'
-    torch.save({'model': dict(state)}, tmp)
-    import os
-    os.replace(tmp, out)  # never leaves a half-written file under the final name
+    save_checkpoint({'model': dict(state)}, out)  # never a half-written file under the final name
     return state
 
 

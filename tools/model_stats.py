@@ -16,14 +16,13 @@ import timm  # noqa: E402
 
 import lsnet  # noqa: E402,F401
 from lsnet.models.stats import count_params_and_flops  # noqa: E402
+from lsnet.models.variants import PAPER_FIGURES  # noqa: E402
 
-PAPER = {'lsnet_t': (11.4, 0.3), 'lsnet_s': (16.1, 0.5), 'lsnet_b': (23.2, 1.3), 'van_b0': (4.1, 0.9),
-         'van_b1': (13.9, 2.5), 'van_b2': (26.6, 5.0), 'van_b3': (44.8, 9.0)}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--models', nargs='+', default=list(PAPER))
+    parser.add_argument('--models', nargs='+', default=list(PAPER_FIGURES))
     parser.add_argument('--size', nargs=2, type=int, default=(224, 224), metavar=('H', 'W'))
     parser.add_argument('--configs', nargs='+', default=None, help='detection/segmentation configs')
     args = parser.parse_args(argv)
@@ -33,28 +32,20 @@ def main(argv=None) -> None:
     print('|---|---|---|---|')
     for name in args.models:
         params, flops = count_params_and_flops(timm.create_model(name), tuple(args.size))
-        paper = PAPER.get(name)
+        paper = PAPER_FIGURES.get(name)
         print(f'| {name} | {params:.2f} | {flops:.3f} | {f"{paper[0]} / {paper[1]}" if paper else "-"} |')
 
 
 def config_stats(paths) -> None:
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
     from torch.utils.flop_counter import FlopCounterMode
+    from lsnet.mm.build import build_model_from_config
     print('| config | params (M), whole model | GFLOPs: detectors backbone + neck, segmentors whole | input |\n|---|---|---|---|')
     for path in paths:
-        cfg = Config.fromfile(path)
+        model, cfg = build_model_from_config(path, pretrained=False)
+        model.eval()
         scope = cfg.default_scope
-        if scope == 'mmdet':
-            from mmdet.registry import MODELS
-            size = (800, 1333)
-        else:
-            from mmseg.registry import MODELS
-            size = (512, 512)
-        cfg.model.backbone.init_cfg = None
-        with DefaultScope.overwrite_default_scope(scope):
-            model = MODELS.build(cfg.model).eval()
+        size = (800, 1333) if scope == 'mmdet' else (512, 512)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with a config's test set and metric (COCO bbox/segm, mIoU, top-1/top-5).
 
 python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
-Released mmdet 2.x / mmseg 0.x / classification files load directly (see lsnet.mm.checkpoint).
+Released mmdet 2.x / mmseg 0.x / classification files load directly (see lsnet.checkpoint.load_model_checkpoint).
 """
 import argparse
 import os.path as osp
@@ -13,8 +13,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
-from lsnet.mm.checkpoint import load_model_checkpoint  # noqa: E402
+from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, load_config  # noqa: E402
+from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -27,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    install_safe_io()
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)

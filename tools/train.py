@@ -12,10 +12,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import run_cli  # noqa: E402
-import lsnet  # noqa: E402,F401  (registers models, safe checkpoint loading)
-from lsnet.mm.checkpoint import load_model_checkpoint  # noqa: E402
+import lsnet  # noqa: E402,F401  (registers models)
+from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
-from lsnet.mm.reliability import find_resumable_checkpoint  # noqa: E402
+from lsnet.mm.safe_io import install_safe_io  # noqa: E402
+from lsnet.checkpoint import find_resumable_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, guard_work_dir, load_config  # noqa: E402
 
 
@@ -62,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    install_safe_io()
     cfg = load_config(args)
     if args.amp:
         try:

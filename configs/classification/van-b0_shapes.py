@@ -1,2 +1,4 @@
-_base_ = './lsnet-t_shapes.py'
-model = dict(backbone=dict(_delete_=True, type='VAN', arch='b0', num_classes=4, drop_path_rate=0.1))
+# The real VAN-B0 classifier and optimizer on the synthetic shape folders: data and schedule differ.
+_base_ = ['../_base_/models/van_classifier.py', '../_base_/datasets/shapes_imagenet.py',
+          '../_base_/schedules/shapes_cls.py', '../_base_/optimizers/adamw_van.py']
+model = dict(backbone=dict(num_classes=4), mixup=None)

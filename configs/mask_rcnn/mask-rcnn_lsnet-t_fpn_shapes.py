@@ -1,10 +1,4 @@
 # The real Mask R-CNN-LSNet-T config on the synthetic shapes set: only data and schedule differ.
-_base_ = [
-    '../_base_/models/mask_rcnn_lsnet_fpn.py', '../_base_/datasets/shapes_coco_instance.py',
-    '../_base_/schedules/shapes_det.py', '../_base_/default_runtime_det.py'
-]
+_base_ = ['../_base_/models/mask_rcnn_lsnet_fpn.py', '../_base_/datasets/shapes_coco_instance.py', '../_base_/schedules/shapes_det.py']
 model = dict(backbone=dict(init_cfg=None),
              roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)))
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(by_epoch=False, interval={{_base_.max_iters}}, max_keep_ckpts=2))
-log_processor = dict(by_epoch=False, window_size=10)

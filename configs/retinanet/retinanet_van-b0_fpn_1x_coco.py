@@ -1,7 +1,4 @@
-_base_ = './retinanet_lsnet-t_fpn_1x_coco.py'
-# VAN stages have strides 4..32 (LSNet: 8..64) and 0.1 stochastic depth.
-model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(_delete_=True, type='VAN', arch='b0', out_indices=(0, 1, 2, 3), norm_eval=True,
-                  drop_path_rate=0.1, init_cfg=dict(type='Pretrained', checkpoint='checkpoints/van_tiny_754.pth.tar')),
-    neck=dict(in_channels=[32, 64, 160, 256], start_level=1))
+_base_ = [
+    '../_base_/models/retinanet_van_fpn.py', '../_base_/datasets/coco_detection.py',
+    '../_base_/schedules/det_1x_adamw.py', '../_base_/default_runtime_det.py'
+]

@@ -1,6 +1,3 @@
-_base_ = './retinanet_lsnet-t_fpn_shapes.py'
-model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(_delete_=True, type='VAN', arch='b0', out_indices=(0, 1, 2, 3), norm_eval=True,
-                  drop_path_rate=0.1, init_cfg=None),
-    neck=dict(in_channels=[32, 64, 160, 256], start_level=1))
+# The real RetinaNet-VAN-B0 config on the synthetic shapes set: only data and schedule differ.
+_base_ = ['../_base_/models/retinanet_van_fpn.py', '../_base_/datasets/shapes_coco_detection.py', '../_base_/schedules/shapes_det.py']
+model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=4))

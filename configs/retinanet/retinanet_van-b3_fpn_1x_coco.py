@@ -1,7 +1,4 @@
-_base_ = './retinanet_lsnet-t_fpn_1x_coco.py'
-# VAN stages have strides 4..32 (LSNet: 8..64) and 0.1 stochastic depth.
+_base_ = './retinanet_van-b0_fpn_1x_coco.py'
 model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(_delete_=True, type='VAN', arch='b3', out_indices=(0, 1, 2, 3), norm_eval=True,
-                  drop_path_rate=0.1, init_cfg=dict(type='Pretrained', checkpoint='checkpoints/van_large_839.pth.tar')),
-    neck=dict(in_channels=[64, 128, 320, 512], start_level=1))
+    backbone=dict(arch='b3', init_cfg=dict(checkpoint='checkpoints/van_large_839.pth.tar')),
+    neck=dict(in_channels='van_b3'))

@@ -1,6 +1,4 @@
-_base_ = './fpn_lsnet-t_shapes.py'
-model = dict(
-    backbone=dict(_delete_=True, type='VAN', arch='b0', out_indices=(0, 1, 2, 3), norm_eval=True,
-                  drop_path_rate=0.1, init_cfg=None),
-    neck=dict(in_channels=[32, 64, 160, 256]),
-    decode_head=dict(feature_strides=[4, 8, 16, 32]))
+# The real Semantic FPN-VAN-B0 config on the synthetic shapes set: only data and schedule differ.
+_base_ = ['../_base_/models/sem_fpn_van.py', '../_base_/datasets/shapes_ade.py', '../_base_/schedules/shapes_seg.py']
+model = dict(data_preprocessor=dict(size=(256, 256)), backbone=dict(init_cfg=None),
+             decode_head=dict(num_classes=5))

@@ -1,7 +1,4 @@
-_base_ = './fpn_lsnet-t_40k_ade20k.py'
-# VAN stages have strides 4..32 (LSNet: 8..64) and 0.1 stochastic depth.
+_base_ = './fpn_van-b0_40k_ade20k.py'
 model = dict(
-    backbone=dict(_delete_=True, type='VAN', arch='b2', out_indices=(0, 1, 2, 3), norm_eval=True,
-                  drop_path_rate=0.1, init_cfg=dict(type='Pretrained', checkpoint='checkpoints/van_base_828.pth.tar')),
-    neck=dict(in_channels=[64, 128, 320, 512]),
-    decode_head=dict(feature_strides=[4, 8, 16, 32]))
+    backbone=dict(arch='b2', init_cfg=dict(checkpoint='checkpoints/van_base_828.pth.tar')),
+    neck=dict(in_channels='van_b2'))

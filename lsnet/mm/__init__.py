@@ -1,13 +1,15 @@
 """OpenMMLab integration, imported by ``import lsnet`` when MMEngine is installed.
 
-Registers the backbones and the neck in MMEngine's root ``MODELS`` registry, which mmdet's and
-mmseg's registries search as their parent, and makes MMEngine read checkpoints safely under
-current PyTorch (see ``compat``).
+Registers the backbones and the neck in MMEngine's root ``MODELS`` registry (which mmdet's and
+mmseg's registries search as their parent) and the project's datasets, hooks, loops, metrics and
+optimizer wrappers in theirs. Registering is all it does: the checkpoint safety is installed
+explicitly (``lsnet.mm.safe_io.install_safe_io``, or ``lsnet.mm.install_safety`` in a config's
+``custom_imports``).
 """
 from mmengine.registry import MODELS
 
 from ..models import VAN, LSNet
-from . import classification, compat, datacheck, hooks, optim, reliability  # noqa: F401
+from . import classification, datacheck, hooks, nonfinite, optim, resume  # noqa: F401  (registrations)
 
 MODELS.register_module('LSNet', module=LSNet, force=True)
 MODELS.register_module('VAN', module=VAN, force=True)

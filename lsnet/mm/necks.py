@@ -15,12 +15,16 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
 
+from ..models.variants import stage_channels
+
 
 class LSNetFPN(BaseModule):
     """Feature pyramid with optional extra finer (transposed-conv) and coarser levels.
 
     Args:
-        in_channels (Sequence[int]): Channels of each input level.
+        in_channels (Sequence[int] | str): Channels of each input level, or the timm name of the
+            backbone variant whose four stage maps come in (``'lsnet_s'``, ``'van_b1'``), looked up in
+            ``lsnet.models.variants``.
         out_channels (int): Channels of every output level.
         num_outs (int): Number of outputs, the extra finer levels included.
         start_level (int): First input level used. Default: 0.
@@ -40,7 +44,7 @@ class LSNetFPN(BaseModule):
         [(128, 160), (64, 80), (32, 40), (16, 20), (8, 10)]
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int, num_outs: int, start_level: int = 0,
+    def __init__(self, in_channels: Union[Sequence[int], str], out_channels: int, num_outs: int, start_level: int = 0,
                  end_level: int = -1, add_extra_convs: Union[bool, str] = False,
                  relu_before_extra_convs: bool = False, num_extra_trans_convs: int = 0,
                  conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None,
@@ -48,7 +52,7 @@ class LSNetFPN(BaseModule):
                  init_cfg: Union[dict, list] = dict(type='Xavier', layer=['Conv2d', 'ConvTranspose2d'],
                                                     distribution='uniform')):
         super().__init__(init_cfg)
-        self.in_channels = list(in_channels)
+        self.in_channels = list(stage_channels(in_channels) if isinstance(in_channels, str) else in_channels)
         self.out_channels = out_channels
         self.num_ins = len(self.in_channels)
         self.num_outs = num_outs

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import os.path as osp
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
+
+from ..checkpoint import existing_checkpoints, remove_interrupted_writes
+from .build import replace_sync_bn
 
 TASK_SCOPES = ('mmdet', 'mmseg', 'mmengine')
 
@@ -21,21 +23,6 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher (torchrun sets up "pytorch")')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def _replace_sync_bn(node: Any) -> int:
-    """SyncBN needs CUDA; on a CPU-only machine use BN (per-process statistics). Returns the count."""
-    count = 0
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            node['type'] = 'BN'
-            count += 1
-        for value in node.values():
-            count += _replace_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += _replace_sync_bn(value)
-    return count
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -56,7 +43,7 @@ def load_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if not torch.cuda.is_available():
-        replaced = _replace_sync_bn(cfg._cfg_dict)
+        replaced = replace_sync_bn(cfg._cfg_dict)
         if replaced:
             print(f'[lsnet] no CUDA device: {replaced} SyncBN layer config(s) run as BN')
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
@@ -96,15 +83,10 @@ def _init_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-def existing_checkpoints(work_dir: str) -> list[str]:
-    return sorted(glob.glob(osp.join(work_dir, '*.pth')))
-
-
 def guard_work_dir(cfg: Config, resume: Optional[str], overwrite: bool) -> None:
     """Refuse to train into a work dir that holds checkpoints unless resuming or told to overwrite,
     so an earlier run's checkpoints are never replaced silently. Temporary files of a checkpoint write
     that a kill interrupted are removed."""
-    from .reliability import remove_interrupted_writes
     remove_interrupted_writes(cfg.work_dir)
     found = existing_checkpoints(cfg.work_dir)
     if found and not resume and not overwrite:

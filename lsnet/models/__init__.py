@@ -1,5 +1,5 @@
 """Backbones (registered with timm on import)."""
-from .checkpoint import CheckpointError, load_pretrained_file, read_checkpoint
+from ..checkpoint import CheckpointError, load_pretrained_file, read_checkpoint
 from .backbone_base import fuse_model
 from .lsnet import LSNet
 from .van import VAN

@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 from timm.models._features import feature_take_indices
 
-from .checkpoint import load_pretrained_file
+from ..checkpoint import load_pretrained_file
 
 GLOBAL_POOLS = ('avg', '')
 NORM_TYPES = ('BN', 'SyncBN', 'GN')

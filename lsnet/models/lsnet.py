@@ -14,7 +14,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..ops import ska
 from .backbone_base import DenseBackbone, fuse_conv_bn, merge_bn_args, reject_unknown_kwargs, resolve_arch
-from .checkpoint import unwrap_if_wrapped
+from ..checkpoint import unwrap_if_wrapped
 from .variants import LSNET_ARCHS
 
 # SKA dispatches on dtype and device in Python: FX tracing records it as one call instead.

@@ -13,7 +13,7 @@ from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from .backbone_base import DenseBackbone, merge_bn_args, reject_unknown_kwargs, resolve_arch
-from .checkpoint import unwrap_if_wrapped
+from ..checkpoint import unwrap_if_wrapped
 from .variants import VAN_ARCHS, VAN_MMPRETRAIN_ARCHS
 
 __all__ = ['VAN']

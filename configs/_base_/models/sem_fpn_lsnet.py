@@ -1,16 +1,8 @@
-# Semantic FPN with LSNet-T: four pyramid levels at strides 8..64 into FPNHead (128 channels).
-norm_cfg = dict(type='SyncBN', requires_grad=True)
+# Semantic FPN with LSNet-T: stage maps at strides 8..64.
+_base_ = './sem_fpn.py'
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512)),
     backbone=dict(type='LSNet', arch='t', out_indices=(0, 1, 2, 3), norm_eval=True, frozen_stages=-1,
                   attention_resolution=14, drop_path_rate=0.0,
                   init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lsnet_t.pth')),
-    neck=dict(type='LSNetFPN', in_channels=[64, 128, 256, 384], out_channels=256, num_outs=4),
-    decode_head=dict(
-        type='FPNHead', in_channels=[256, 256, 256, 256], in_index=[0, 1, 2, 3], feature_strides=[8, 16, 32, 64],
-        channels=128, dropout_ratio=0.1, num_classes=150, norm_cfg=norm_cfg, align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    neck=dict(in_channels='lsnet_t'),
+    decode_head=dict(feature_strides=[8, 16, 32, 64]))

@@ -6,7 +6,7 @@ optim_wrapper = dict(
     clip_grad=None,
     paramwise_cfg=dict(custom_keys={'attention_biases': dict(decay_mult=0.0)}))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=40000, by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
+train_cfg = dict(type='ExactResumeIterBasedTrainLoop', max_iters=40000, val_interval=4000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

@@ -1,5 +1,5 @@
-# A short schedule for the synthetic shapes set (a few CPU minutes).
-_base_ = './seg_40k_adamw.py'
+# Schedule and runtime of the segmentation runs on the synthetic shapes set (a few CPU minutes).
+_base_ = ['./seg_40k_adamw.py', '../default_runtime_seg.py']
 max_iters = 300
 optim_wrapper = dict(optimizer=dict(lr=6e-4))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=max_iters, by_epoch=False)]

@@ -1,18 +1,31 @@
-"""Reading checkpoint files safely and loading them strictly, with errors that say what is wrong.
+"""Everything the project does with checkpoint files, in one place.
 
-Used by both routes a user has into our models: timm's ``pretrained_cfg_overlay=dict(file=...)``
-(through the models' ``load_pretrained``) and OpenMMLab's ``init_cfg=dict(type='Pretrained', ...)``
-(through the backbones' ``init_weights``).
+* Reading: ``read_checkpoint`` (``torch.load`` with ``weights_only`` kept on and an allowlist of
+  plain-data metadata), ``unwrap_state_dict``, ``select_prefix``.
+* Loading into a model strictly, with errors that list the keys: ``load_state_dict_checked``,
+  ``load_pretrained_file`` (backbones: timm's ``pretrained_cfg_overlay=dict(file=...)`` and
+  OpenMMLab's ``init_cfg=dict(type='Pretrained')``), ``load_model_checkpoint`` (whole detectors,
+  segmentors and classifiers, released mmdet 2.x / mmseg 0.x files included).
+* Writing: ``atomic_write`` / ``save_checkpoint`` (temporary file, fsync, rename, folder fsync)
+  and ``remove_interrupted_writes``.
+* Finding: ``find_resumable_checkpoint`` (the latest readable training checkpoint of a work dir),
+  ``newest_finite_checkpoint``, ``existing_checkpoints``.
+
+Torch only; ``lsnet.mm.safe_io`` plugs the reading and writing into MMEngine.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
+import os.path as osp
 import pickle
+import tempfile
 import zipfile
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Mapping, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import torch
 
@@ -219,3 +232,132 @@ def load_pretrained_file(model: torch.nn.Module, path: str | os.PathLike, prefix
         state = filter_fn(state, model)
     state = adapt_first_conv(state, model, first_conv, source)
     load_state_dict_checked(model, state, source, optional_prefixes)
+
+
+def load_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load a whole-model checkpoint (detector, segmentor, classifier) strictly.
+
+    The papers' downstream checkpoints were written by mmdet 2.x / mmseg 0.x. For RetinaNet, Mask
+    R-CNN and Semantic FPN the parameter names did not change in mmdet 3.x / mmseg 1.x; what differs
+    is inside the backbone (LSNet's 14x14 attention-bias tables, mmpretrain's VAN names), which the
+    backbone's own ``checkpoint_filter_fn`` adapts. A released classifier file (backbone names only)
+    loads into the backbone. Anything left unmatched raises :class:`CheckpointError` listing the keys.
+    """
+    model = getattr(model, 'module', model)  # DataParallel / DDP / MMEngine wrappers
+    source = f'checkpoint {os.fspath(path)}'
+    state = dict(unwrap_state_dict(read_checkpoint(path), source))
+    backbone = getattr(model, 'backbone', None)
+    if backbone is not None and not any(k.startswith('backbone.') for k in state) \
+            and all(k.startswith('backbone.') for k in model.state_dict()):
+        state = {f'backbone.{k}': v for k, v in state.items()}  # a released classifier file
+    filter_fn = getattr(type(backbone), 'checkpoint_filter_fn', None) if backbone is not None else None
+    if filter_fn is not None:
+        inner = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+        inner = filter_fn(inner, backbone)
+        state = {k: v for k, v in state.items() if not k.startswith('backbone.')}
+        state.update({f'backbone.{k}': v for k, v in inner.items()})
+    load_state_dict_checked(model, state, source)
+
+
+# The suffix of atomic_write's temporary files, which remove_interrupted_writes looks for.
+TEMP_SUFFIX = '.tmp'
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+    """Write to a temporary file beside ``filepath``, fsync it, rename it over ``filepath`` and fsync
+    the folder: a crash leaves the old file or the new one, never a truncated one. The file gets the
+    permissions a plain ``open`` would give under the user's umask."""
+    filepath = os.fspath(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode(encoding) if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(obj: Any, filepath: Union[str, Path]) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(buffer.getvalue(), filepath)
+
+
+def remove_interrupted_writes(work_dir: str, logger=print) -> list:
+    """Delete the temporary files a killed process left behind mid-write (``.<name>.<random>.tmp``)."""
+    removed = []
+    for path in Path(work_dir).glob(f'.*.*{TEMP_SUFFIX}') if osp.isdir(work_dir) else []:
+        path.unlink()
+        removed.append(str(path))
+        logger(f'[lsnet] removed {path}: an interrupted checkpoint write')
+    return removed
+
+
+def existing_checkpoints(work_dir: str) -> list[str]:
+    """The ``*.pth`` files of a work dir, by name."""
+    return sorted(str(p) for p in Path(work_dir).glob('*.pth'))
+
+
+def non_finite_tensors(state_dict: dict) -> list:
+    """Names of floating-point tensors holding NaN or Inf."""
+    return [name for name, value in state_dict.items()
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def newest_finite_checkpoint(work_dir: str, logger=print) -> Optional[str]:
+    """The newest checkpoint in ``work_dir`` that reads and whose weights and buffers are all finite."""
+    for path in sorted(Path(work_dir).glob('*.pth'), key=os.path.getmtime, reverse=True):
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError as err:
+            logger(f'[lsnet] skipping unreadable checkpoint: {err}')
+            continue
+        state = checkpoint.get('state_dict', {}) if isinstance(checkpoint, dict) else {}
+        if state and not non_finite_tensors(state):
+            return str(path)
+    return None
+
+
+def find_resumable_checkpoint(work_dir: str, logger=print) -> Optional[str]:
+    """The newest readable checkpoint in ``work_dir``: the one ``last_checkpoint`` names when it is
+    intact, else the newest ``*.pth`` that loads. Unreadable files are reported, never deleted."""
+    candidates = []
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(marker):
+        named = Path(marker).read_text().strip()
+        if named:
+            candidates.append(named)
+    candidates += sorted((str(p) for p in Path(work_dir).glob('*.pth')), key=os.path.getmtime, reverse=True)
+    seen = set()
+    for path in candidates:
+        if path in seen or not osp.isfile(path):
+            continue
+        seen.add(path)
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError as err:
+            logger(f'[lsnet] skipping unreadable checkpoint: {err}')
+            continue
+        if isinstance(checkpoint, dict) and 'state_dict' in checkpoint and 'meta' in checkpoint:
+            return path
+        logger(f'[lsnet] skipping {path}: not a training checkpoint (no state_dict/meta)')
+    return None

@@ -1,0 +1,2 @@
+_base_ = './classifier.py'
+model = dict(backbone=dict(type='VAN', arch='b0', num_classes=1000, drop_path_rate=0.1))

@@ -1,0 +1,58 @@
+"""Building the model a config describes, in the config's own scope (mmdet, mmseg or mmengine)."""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+SCOPE_REGISTRIES = {'mmdet': 'mmdet.registry', 'mmseg': 'mmseg.registry', 'mmengine': 'mmengine.registry'}
+
+
+def replace_sync_bn(node: Any) -> int:
+    """Turn every SyncBN layer config inside ``node`` into BN, in place (SyncBN needs CUDA and a
+    process group; BN keeps per-process statistics). Returns how many were replaced."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += replace_sync_bn(value)
+    return count
+
+
+def build_model_from_config(config: Union[str, os.PathLike, Config], options: Optional[dict] = None,
+                            pretrained: bool = True, device: Union[str, torch.device] = 'cpu'):
+    """Build ``config``'s model (a path or a loaded ``Config``) in its ``default_scope``.
+
+    Args:
+        options: ``--cfg-options``-style overrides merged first.
+        pretrained: False drops the backbone's ``init_cfg`` (no checkpoint is read).
+        device: where to put the model; on a CPU device SyncBN layers are built as BN.
+
+    Returns ``(model, cfg)``: the model in training mode and the config it was built from.
+    """
+    cfg = config if isinstance(config, Config) else Config.fromfile(os.fspath(config))
+    if options:
+        cfg.merge_from_dict(options)
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+    if not pretrained and isinstance(cfg.model.get('backbone'), dict):
+        cfg.model.backbone.init_cfg = None
+    if torch.device(device).type == 'cpu':
+        replace_sync_bn(cfg.model)
+    scope = cfg.get('default_scope', 'mmengine')
+    if scope not in SCOPE_REGISTRIES:
+        raise ValueError(f'default_scope={scope!r}; supported: {sorted(SCOPE_REGISTRIES)}')
+    registry = importlib.import_module(SCOPE_REGISTRIES[scope]).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    return model.to(device), cfg

@@ -1,0 +1,106 @@
+"""Exact resumption: a resumed deterministic run continues bit-identically.
+
+``RNGStateHook`` stores the Python, NumPy and torch RNG states in each checkpoint and restores them
+at the first iteration after a resume; ``ExactResumeIterBasedTrainLoop`` restores them only after
+the already-trained batches were skipped (that skipping draws random numbers in augmentation).
+"""
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS, LOOPS
+from mmengine.runner import IterBasedTrainLoop
+
+
+def _rng_states() -> dict:
+    return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+
+def _set_rng_states(state: dict) -> None:
+    random.setstate(_as_python_state(state['python']))
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(torch.as_tensor(state['torch'], dtype=torch.uint8))
+    if state.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Save the RNG states with every checkpoint and restore them when training resumes.
+
+    Validation runs with the RNG states saved and put back, so whether a run validated (or was
+    resumed around a validation) does not change the random numbers training sees. With
+    epoch-based loops the states are restored before the first resumed epoch; iteration-based
+    training uses ``ExactResumeIterBasedTrainLoop``, which restores them after skipping the
+    already-trained batches (that skipping draws random numbers in data augmentation).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self):
+        self.pending: Optional[dict] = None
+        self._before_val: Optional[dict] = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['rng_state'] = _rng_states()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.pending = checkpoint.get('meta', {}).get('rng_state')
+
+    def restore(self, runner) -> None:
+        if self.pending is not None:
+            state, self.pending = self.pending, None
+            _set_rng_states(state)
+            runner.logger.info('restored the RNG states saved with the checkpoint')
+
+    def before_train_epoch(self, runner) -> None:
+        if not isinstance(runner.train_loop, IterBasedTrainLoop):
+            self.restore(runner)
+
+    def before_val(self, runner) -> None:
+        self._before_val = _rng_states()
+
+    def after_val(self, runner) -> None:
+        if self._before_val is not None:
+            _set_rng_states(self._before_val)
+            self._before_val = None
+
+
+class _RestoreAfterSkip:
+    """Iterator proxy: once the loop has skipped ``skip`` batches, restore the RNG states."""
+
+    def __init__(self, iterator, skip: int, restore):
+        self.iterator, self.skip, self.restore, self.calls = iterator, skip, restore, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.calls == self.skip and self.restore is not None:
+            self.restore()
+            self.restore = None
+        self.calls += 1
+        return next(self.iterator)
+
+
+@LOOPS.register_module()
+class ExactResumeIterBasedTrainLoop(IterBasedTrainLoop):
+    """IterBasedTrainLoop whose resumption continues with the RNG states of the interrupted run."""
+
+    def run(self):
+        hooks = [h for h in self.runner.hooks if isinstance(h, RNGStateHook)]
+        if hooks and self._iter > 0:
+            self.dataloader_iterator = _RestoreAfterSkip(self.dataloader_iterator, self._iter,
+                                                         lambda: hooks[0].restore(self.runner))
+        return super().run()
+
+
+def _as_python_state(state):
+    # (version, tuple of ints, gauss) may come back with lists instead of tuples
+    version, internal, gauss = state
+    return version, tuple(internal), gauss
