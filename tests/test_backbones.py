@@ -218,13 +218,31 @@ def test_drop_path_rate(cls, arch):
     assert not any(type(m).__name__ == 'DropPath' for m in cls(arch, drop_path_rate=0.0).modules())
 
 
-@pytest.mark.parametrize('name,params,gflops', [('lsnet_t', 11.4, 0.3), ('lsnet_s', 16.1, 0.5),
-                                                ('lsnet_b', 23.2, 1.3), ('van_b0', 4.1, 0.9),
-                                                ('van_b1', 13.9, 2.5)])
-def test_flops_match_papers(name, params, gflops):
+@pytest.mark.parametrize('name', ['lsnet_t', 'lsnet_s', 'lsnet_b', 'van_b0', 'van_b1'])
+def test_flops_match_papers(name):
+    from lsnet.models.variants import PAPER_FIGURES
+    params, gflops = PAPER_FIGURES[name]
     from lsnet.models.stats import count_params_and_flops
     got_params, got_flops = count_params_and_flops(build(name))
     assert round(got_params, 1) == params
-    # Convolutions and matmuls, MAC = 1 FLOP. LSNet-B gives 1.24 against the paper's 1.3: the
-    # paper's counter also counted some element-wise work; every other variant rounds exactly.
-    assert abs(got_flops - gflops) / gflops < 0.05 if name == 'lsnet_b' else round(got_flops, 1) == gflops
+    # Convolutions and matmuls, MAC = 1 FLOP. Every variant rounds to the paper's figure except
+    # LSNet-B, whose count is 1.24 against the paper's 1.3 (the paper's counter also counted some
+    # element-wise work); its own count is checked to two places instead.
+    assert round(got_flops, 2) == 1.24 if name == 'lsnet_b' else round(got_flops, 1) == gflops
+
+
+@pytest.mark.parametrize('arch', ['b4', 'b5', 'b6'])
+def test_large_van_variants_build_and_run(arch):
+    """VAN-B4..B6 have no released checkpoint here to compare with: they are built from the
+    variants table and checked for their stage layout, dense outputs and classifier shape."""
+    from lsnet.models.variants import VAN_ARCHS
+    spec = VAN_ARCHS[arch]
+    model = VAN(arch, out_indices=(0, 1, 2, 3)).eval()
+    assert [len(stage) for stage in (model.block1, model.block2, model.block3, model.block4)] == list(spec['depths'])
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 96))
+    assert [o.shape[1] for o in outs] == list(spec['embed_dims'])
+    assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    classifier = timm.create_model(f'van_{arch}', num_classes=7).eval()
+    with torch.no_grad():
+        assert classifier(torch.randn(2, 3, 64, 64)).shape == (2, 7)

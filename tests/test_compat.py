@@ -85,3 +85,20 @@ def test_registry_builds_from_toolbox_scopes(scope, tmp_path):
     outs = neck(feats)
     assert [o.shape[-1] for o in outs] == [32, 16, 8, 4, 2] and all(o.shape[1] == 32 for o in outs)
     assert len(van.eval()(torch.randn(1, 3, 64, 64))) == 2
+
+
+def test_declared_torch_floor_covers_the_apis_used():
+    """pyproject's torch floor is the newest of the versions that introduced the APIs we call."""
+    import inspect
+    import re
+    from mm_helpers import ROOT
+    text = (ROOT / 'pyproject.toml').read_text()
+    floor = tuple(int(p) for p in re.search(r'"torch>=(\d+\.\d+)"', text).group(1).split('.'))
+    introduced = {  # API -> the torch release that added it
+        'torch.library.custom_op': ((2, 4), hasattr(torch.library, 'custom_op')),
+        'torch.serialization.safe_globals': ((2, 5), hasattr(torch.serialization, 'safe_globals')),
+        'torch.onnx.export(dynamo=...)': ((2, 5), 'dynamo' in inspect.signature(torch.onnx.export).parameters),
+    }
+    for name, (version, present) in introduced.items():
+        assert present, f'{name} is missing from this torch'
+        assert floor >= version, f'pyproject declares torch>={floor} but {name} needs {version}'

@@ -61,13 +61,19 @@ else
         log "no cached mmcv wheel for torch $torch_version/$py_tag: building from source (about 7 min on 2 cores)"
         build="$CACHE/build-mmcv-$$"
         rm -rf "$build" && mkdir -p "$build"
+        # On any failure below: remove the build folder and a partial download, keep the log's tail.
+        trap 'rc=$?; if [[ $rc -ne 0 ]]; then [[ -f "$build/build.log" ]] && tail -30 "$build/build.log"; rm -rf "$build" "$CACHE/sdist/download-$$"; fi' EXIT
         sdist="$CACHE/sdist/mmcv-$MMCV_VERSION.tar.gz"
         if [[ ! -f "$sdist" ]] || ! echo "$MMCV_SHA256  $sdist" | sha256sum -c --quiet - 2>/dev/null; then
-            mkdir -p "$CACHE/sdist"
-            url="$(curl -fsSL https://pypi.org/simple/mmcv/ | grep -o "https://[^\"#]*mmcv-$MMCV_VERSION.tar.gz" | head -1)"
-            curl -fsSL -o "$sdist.part" "$url"
-            echo "$MMCV_SHA256  $sdist.part" | sha256sum -c --quiet -
-            mv "$sdist.part" "$sdist"
+            # pip download honours the user's index, mirrors, proxies and certificates (pip.conf, PIP_*)
+            log "downloading the mmcv $MMCV_VERSION sdist with pip"
+            part="$CACHE/sdist/download-$$"
+            mkdir -p "$part"
+            "${PIP[@]}" download --no-binary :all: --no-deps --no-build-isolation -d "$part" "mmcv==$MMCV_VERSION" \
+                2> >(grep -v '^WARNING: Location' >&2) >/dev/null
+            echo "$MMCV_SHA256  $part/mmcv-$MMCV_VERSION.tar.gz" | sha256sum -c --quiet -
+            mv "$part/mmcv-$MMCV_VERSION.tar.gz" "$sdist"
+            rm -rf "$part"
         fi
         tar -xzf "$sdist" -C "$build"
         std="$("$PY" - <<'PYEOF'
@@ -86,9 +92,10 @@ PYEOF
                 | tee "$build/build.log" \
                 | grep --line-buffered -oE '^ *\[[0-9]+/[0-9]+\]|error:.*' \
                 | sed -u 's/^ *\[\(.*\)\]$/  compiled \1 objects/'
-        ) || { log "mmcv build failed; last lines:"; tail -30 "$build/build.log"; exit 1; }
+        ) || { log "mmcv build failed; last lines of $build/build.log:"; exit 1; }
         cp "$build"/dist/mmcv-*.whl "$wheel_dir/"
         rm -rf "$build"
+        trap - EXIT
         wheel="$(ls "$wheel_dir"/mmcv-*.whl | head -1)"
         log "cached $wheel"
     else
@@ -101,7 +108,12 @@ log "installing mmdet, mmsegmentation and lsnet (editable, compiling its CPU SKA
 pip_install -r "$ROOT/requirements.txt"
 LSNET_NO_EXT=1 pip_install --no-deps --no-build-isolation -e "$ROOT"
 # The CPU SKA kernels are compiled in place, next to the sources the editable install points at.
-(cd "$ROOT" && "$PY" setup.py -q build_ext --inplace >/dev/null 2>&1) || log "CPU SKA kernels not built: SKA uses its PyTorch path on CPU"
+ext_log="$VENV/ska-cpu-build.log"
+if ! (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace >"$ext_log" 2>&1); then
+    log "WARNING: the CPU SKA kernels did not build; SKA runs its plain PyTorch path on CPU (slower)."
+    log "last lines of $ext_log:"
+    tail -15 "$ext_log" | sed 's/^/    /'
+fi
 
 "$PY" -c "import mmcv.ops, mmdet.models, mmseg.models, lsnet; from lsnet.ops.ska import _cpp_available; print('imports ok: mmcv', mmcv.__version__, '| compiled CPU SKA:', _cpp_available())"
 echo "$want_stamp" > "$STAMP"
