@@ -1,6 +1,9 @@
-"""Detection-specific pieces for mmdet 3.x (imported by the configs' ``custom_imports``).
+"""What only detection uses, for mmdet 3.x (imported by the detection configs' ``custom_imports``).
 
-The neck (``LSNetFPN``) is shared with segmentation and lives in ``lsnet.mm``; importing this
-package makes sure it is registered.
+* ``detection.datacheck``: COCO annotation checks, run by ``lsnet.mm.datacheck.CheckedDataset``;
+* ``detection.viz``: the demo's detection pictures.
+
+The backbones and the ``LSNetFPN`` neck (its transposed-conv stride-4 level serves Mask R-CNN) are
+shared with segmentation and registered by ``import lsnet``.
 """
 import lsnet  # noqa: F401  (registers LSNet, VAN, LSNetFPN)

@@ -1,4 +1,11 @@
-"""Segmentation-specific pieces for mmseg 1.x (imported by the configs' ``custom_imports``)."""
+"""What only segmentation uses, for mmseg 1.x (imported by the segmentation configs' ``custom_imports``).
+
+* ``segmentation.transforms``: ``AlignResize`` (registered with mmseg's ``TRANSFORMS``);
+* ``segmentation.datacheck``: label-map checks, run by ``lsnet.mm.datacheck.CheckedDataset``;
+* ``segmentation.viz``: the demo's segmentation pictures.
+"""
+import lsnet  # noqa: F401  (registers LSNet, VAN, LSNetFPN)
+
 from .transforms import AlignResize
 
 __all__ = ['AlignResize']

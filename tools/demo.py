@@ -71,6 +71,27 @@ def latest_checkpoint(work_dir: Path) -> Path:
     return Path(found)
 
 
+def draw_pictures(work_dirs: dict, data: Path, out: Path, backbone: str) -> list[Path]:
+    """Predictions of each trained model on validation images, and the training curves."""
+    from lsnet.viz import draw_classification, draw_curves
+    paths = []
+    if 'cls' in work_dirs:
+        cfg, _, checkpoint, opts = work_dirs['cls']
+        paths.append(draw_classification(cfg, checkpoint, opts, data / 'imagenet', out))
+    if 'det' in work_dirs:
+        from detection.viz import draw_detections
+        cfg, _, checkpoint, opts = work_dirs['det']
+        paths.append(draw_detections(cfg, checkpoint, opts, data / 'coco' / 'val2017', out, f'retinanet_{backbone}'))
+    if 'seg' in work_dirs:
+        from segmentation.viz import draw_segmentation
+        cfg, _, checkpoint, opts = work_dirs['seg']
+        paths.append(draw_segmentation(cfg, checkpoint, opts, data / 'ade' / 'images' / 'validation', out,
+                                       f'semantic_fpn_{backbone}'))
+    if work_dirs:
+        paths.append(draw_curves(work_dirs, out))
+    return paths
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--backbone', default='lsnet_t', help='lsnet_t/s/b or van_b0..b3')
@@ -163,8 +184,7 @@ def main(argv=None) -> None:
         work_dirs[task] = (cfg, work, checkpoint, opts)
 
     log('5/5 pictures')
-    from lsnet.viz import draw_all
-    pictures = draw_all(work_dirs, data, out, args.backbone)
+    pictures = draw_pictures(work_dirs, data, out, args.backbone)
 
     total = time.time() - started
     summary = [f'| {args.backbone} on synthetic shapes | value |', '|---|---|']

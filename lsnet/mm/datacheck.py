@@ -2,13 +2,12 @@
 
 ``CheckedDataset`` wraps any dataset config (mmdet/mmseg/our classification folders) and, when it is
 built, checks every sample: the image exists (and, with ``decode=True``, decodes completely, which
-catches truncated files); a COCO annotation file (read once: the checks see mmdet's own load) is
-valid JSON with images, annotations and categories, its category ids belong to the configured
-classes, its boxes have a positive size inside their image and point at an existing image;
-segmentation label maps have their image's size and (with ``decode=True``) hold only class indices
-or the ignore index. Problems raise one error listing the first
-offenders with the count, or, with ``on_error='skip'``, drop those samples and log how many.
-Empty datasets are refused. ``tools/train.py --check-data`` wraps the training set with it.
+catches truncated files and decompression bombs); class folders are not empty. The task-specific
+checks live with their task and are found through ``TASK_CHECKS``: COCO annotation files in
+``detection.datacheck``, segmentation label maps in ``segmentation.datacheck``. Problems raise one
+error listing the first offenders with the count, or, with ``on_error='skip'``, drop those samples
+and log how many. Empty datasets are refused. ``tools/train.py --check-data`` wraps the training
+set with it; under another launcher, wrap ``train_dataloader.dataset`` in the config.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import json
 import os.path as osp
 from typing import Optional
 
-import numpy as np
 from mmengine.logging import print_log
 from mmengine.hooks import Hook
 from mmengine.registry import DATASETS, HOOKS
@@ -26,6 +24,28 @@ from torch.utils.data import Dataset
 
 class DataError(ValueError):
     """A dataset holds samples that cannot be trained on."""
+
+
+# Where the task-specific checks live ('module:Class'); imported when a CheckedDataset is built, so a
+# COCO or ADE20K set is checked whatever the config imported. A check has applies(dataset),
+# before_load(dataset), after_load(dataset, on_error) and sample_problem(info, dataset, decode,
+# num_classes, ignore_index).
+TASK_CHECKS = ('detection.datacheck:CocoAnnotationCheck', 'segmentation.datacheck:LabelMapCheck')
+
+
+def task_checks(dataset) -> list:
+    """Instances of the task checks that apply to ``dataset`` (whose toolbox is installed)."""
+    import importlib
+    found = []
+    for spec in TASK_CHECKS:
+        module, _, name = spec.partition(':')
+        try:
+            check = getattr(importlib.import_module(module), name)
+        except ImportError:  # the task's toolbox (mmdet, mmseg) is not installed
+            continue
+        if check.applies(dataset):
+            found.append(check())
+    return found
 
 
 # PIL refuses twice its MAX_IMAGE_PIXELS (about 179M) as a decompression bomb, OpenCV 2**30 pixels.
@@ -50,71 +70,6 @@ def _image_problem(path: str, decode: bool) -> Optional[str]:
         except Exception as err:  # PIL raises several types for corrupt/truncated files
             return f'corrupt or truncated image {path} ({err})'
     return None
-
-
-def _recording_coco_api(api: type, seen: list) -> type:
-    """A subclass of a dataset's COCO API that keeps the annotation file's content it parsed, so the
-    checks read mmdet's own load of the file instead of loading it a second time."""
-
-    class RecordingCOCO(api):
-        def __init__(self, annotation_file=None):
-            self.source = annotation_file
-            try:
-                super().__init__(annotation_file)
-            except json.JSONDecodeError as err:
-                raise DataError(f'{annotation_file} is not valid JSON (truncated?): {err}') from None
-            fatal = coco_structure_problems(self.dataset, annotation_file)
-            if fatal:  # mmdet would fail later without naming the file
-                raise DataError('; '.join(fatal))
-            seen.append(self)
-    return RecordingCOCO
-
-
-def coco_structure_problems(content: dict, ann_file: str) -> list[str]:
-    """What makes a COCO annotation file unusable as a whole."""
-    if not isinstance(content, dict):
-        return [f'{ann_file} does not hold a JSON object']
-    fatal = [f'{ann_file} has no "{key}" list' for key in ('images', 'annotations', 'categories')
-             if not isinstance(content.get(key), list)]
-    if not fatal and not content['annotations']:
-        fatal.append(f'{ann_file} has no annotations: an empty "annotations" list')
-    return fatal
-
-
-def coco_problems(content: dict, ann_file: str, classes: list) -> tuple[list[str], set]:
-    """Problems of a COCO annotation file: structure errors (fatal) and bad annotations, returned as
-    (messages, ids of the bad annotations). Boxes are checked against their image's size."""
-    fatal = coco_structure_problems(content, ann_file)
-    if fatal:
-        return fatal, set()
-    images = {image['id']: image for image in content['images']}
-    known = {c['id']: c['name'] for c in content['categories']}
-    allowed = {cid for cid, name in known.items() if name in classes}
-    messages, bad = [], set()
-    foreign = sorted({a['category_id'] for a in content['annotations'] if a.get('category_id') not in allowed})
-    if foreign:
-        names = [f'{cid} ({known.get(cid, "not in categories")})' for cid in foreign]
-        messages.append(f'{ann_file}: annotations use category ids {names[:10]} that are not among the '
-                        f'configured classes {classes} (ids {sorted(allowed)}); mmdet would drop them silently')
-    for ann in content['annotations']:
-        image = images.get(ann.get('image_id'))
-        if image is None:
-            messages.append(f'{ann_file}: annotation {ann.get("id")} points at image_id {ann.get("image_id")}, '
-                            'which is not in "images"')
-            bad.add(ann.get('id'))
-            continue
-        if ann.get('iscrowd', 0) or 'bbox' not in ann:
-            continue
-        x, y, w, h = ann['bbox']
-        if w <= 0 or h <= 0:
-            messages.append(f'{ann_file}: annotation {ann.get("id")} (image {image.get("file_name")}) has a box '
-                            f'of width {w} and height {h}')
-            bad.add(ann.get('id'))
-        elif x < -1 or y < -1 or x + w > image['width'] + 1 or y + h > image['height'] + 1:
-            messages.append(f'{ann_file}: annotation {ann.get("id")} (image {image.get("file_name")}, '
-                            f'{image["width"]}x{image["height"]}) has box {[x, y, w, h]} outside the image')
-            bad.add(ann.get('id'))
-    return messages, bad
 
 
 def empty_class_folders(dataset) -> list[str]:
@@ -175,11 +130,11 @@ class CheckedDataset(Dataset):
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"CheckedDataset: on_error={on_error!r}; valid: 'raise', 'skip'")
         if isinstance(dataset, dict) and 'ann_file' in dataset:
-            dataset = dict(dataset, lazy_init=True)  # so the COCO load below can be watched
+            dataset = dict(dataset, lazy_init=True)  # so the annotation load below can be watched
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
-        loaded: list = []
-        if hasattr(self.dataset, 'COCOAPI'):
-            self.dataset.COCOAPI = _recording_coco_api(type(self.dataset).COCOAPI, loaded)
+        self.checks = task_checks(self.dataset)
+        for check in self.checks:
+            check.before_load(self.dataset)
         if hasattr(self.dataset, 'full_init'):
             try:
                 self.dataset.full_init()
@@ -187,20 +142,8 @@ class CheckedDataset(Dataset):
                 raise DataError(f'{getattr(self.dataset, "ann_file", "annotation file")} is not valid JSON '
                                 f'(truncated?): {err}') from None
         self.metainfo = getattr(self.dataset, 'metainfo', {})
-        coco_messages = []
-        for api in loaded:
-            messages, bad_annotations = coco_problems(api.dataset, api.source, list(self.metainfo.get('classes', ())))
-            if messages and (on_error == 'raise' or not bad_annotations):
-                listed = '\n  '.join(messages[:10])
-                raise DataError(f'{len(messages)} problem(s) in {api.source}:\n  {listed}'
-                                f'{chr(10) + "  ..." if len(messages) > 10 else ""}\nFix them, or skip the bad '
-                                "annotations with tools/train.py --check-data skip.")
-            coco_messages += messages
-        if coco_messages:
-            print_log(f'CheckedDataset: skipping {len(coco_messages)} bad COCO annotation(s) (mmdet ignores '
-                      f'zero-size boxes and unknown image ids; boxes crossing the border are dropped here), '
-                      f'e.g. {coco_messages[0]}', logger='current', level=30)
-            self._drop_boxes_outside()
+        for check in self.checks:
+            check.after_load(self.dataset, on_error)
         size = len(self.dataset)
         if size == 0:
             raise DataError(f'dataset {type(self.dataset).__name__} is empty (config: {dataset})')
@@ -230,40 +173,14 @@ class CheckedDataset(Dataset):
             print_log(f'CheckedDataset: skipped {len(bad)} of {size} samples, e.g. {next(iter(bad.values()))}',
                       logger='current', level=30)
 
-    def _drop_boxes_outside(self) -> None:
-        """--check-data skip: remove instances whose box leaves its image (mmdet would keep them)."""
-        for info in getattr(self.dataset, 'data_list', []):
-            width, height = info.get('width'), info.get('height')
-            if width is None or 'instances' not in info:
-                continue
-            info['instances'] = [inst for inst in info['instances']
-                                 if inst['bbox'][0] >= -1 and inst['bbox'][1] >= -1
-                                 and inst['bbox'][2] <= width + 1 and inst['bbox'][3] <= height + 1]
-
     def _sample_problem(self, index: int, decode: bool, num_classes: Optional[int], ignore_index: int):
         dataset = self.dataset
         if hasattr(dataset, 'get_data_info'):
             info = dataset.get_data_info(index)
             problem = _image_problem(info['img_path'], decode)
-            if problem or not info.get('seg_map_path'):
-                return problem
-            seg_path = info['seg_map_path']
-            if not osp.isfile(seg_path):
-                return f'missing label map {seg_path}'
-            with Image.open(info['img_path']) as image, Image.open(seg_path) as label:  # headers only
-                if image.size != label.size:
-                    return (f'label map {seg_path} is {label.size[0]}x{label.size[1]} but its image '
-                            f'{info["img_path"]} is {image.size[0]}x{image.size[1]}')
-            if num_classes and decode:
-                values = np.unique(np.asarray(Image.open(seg_path)))
-                if info.get('reduce_zero_label', getattr(dataset, 'reduce_zero_label', False)):
-                    # mmseg: 0 becomes the ignore index, 1..n become 0..n-1, the ignore index stays
-                    values = np.array([ignore_index if v in (0, ignore_index) else v - 1 for v in values.tolist()])
-                bad = values[(values >= num_classes) & (values != ignore_index)]
-                if bad.size:
-                    return (f'label map {seg_path} has values {bad.tolist()[:8]} outside the {num_classes} classes '
-                            f'(0..{num_classes - 1}, ignore {ignore_index})')
-            return None
+            for check in self.checks:
+                problem = problem or check.sample_problem(info, dataset, decode, num_classes, ignore_index)
+            return problem
         if hasattr(dataset, 'samples'):  # ImageFolderDataset
             return _image_problem(dataset.samples[index][0], decode)
         return None
