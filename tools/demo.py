@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lsnet.models.variants import stage_channels  # noqa: E402
+from lsnet.models.variants import LSNET_ARCHS, VAN_ARCHS, stage_channels  # noqa: E402
 # Iterations that fit the 15-minute budget on a 2-core CPU with LSNet-T (measured: 0.27 s, 1.4 s and
 # 0.56 s per iteration for classification, RetinaNet and Semantic FPN), and a tiny one for CI.
 SCHEDULES = {'full': dict(cls_epochs=26, det_iters=190, seg_iters=320, num_train=400, num_val=60),
@@ -38,10 +38,10 @@ def log(message: str) -> None:
 def backbone_overrides(name: str) -> tuple[str, list[str], list[str]]:
     """(config family, overrides for the classifier, overrides for the dense models)."""
     family, _, arch = name.partition('_')
-    try:
-        dims = list(stage_channels(name))
-    except ValueError as err:
-        raise SystemExit(f'--backbone: {err}') from None
+    valid = [f'lsnet_{a}' for a in LSNET_ARCHS] + [f'van_{a}' for a in VAN_ARCHS]
+    if name not in valid:
+        raise SystemExit(f'--backbone {name!r} is not one of {valid}')
+    dims = list(stage_channels(name))
     config_family = {'lsnet': 'lsnet-t', 'van': 'van-b0'}[family]
     return config_family, [f'model.backbone.arch={arch}'], [f'model.backbone.arch={arch}',
                                                              f'model.neck.in_channels={dims}']
