@@ -67,12 +67,12 @@ def demo_config(cfg: Path, opts: list[str]):
 def draw_classification(cfg: Path, checkpoint: Path, opts: list[str], image_root: Path, out: Path,
                         per_class: int = 4) -> Path:
     import torch
-    from mmengine.registry import MODELS
 
     from .checkpoint import load_model_checkpoint
+    from .mm.build import build_model_from_config
     from .mm.classification import ImageFolderDataset
-    config = demo_config(cfg, opts)
-    model = MODELS.build(config.model).eval()
+    model, config = build_model_from_config(demo_config(cfg, opts), pretrained=False)
+    model.eval()
     load_model_checkpoint(model, checkpoint)
     dataset = ImageFolderDataset(str(image_root), 'val', transform=config.val_dataloader.dataset.transform)
     tiles = []

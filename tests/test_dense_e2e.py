@@ -93,13 +93,8 @@ def test_train_then_test(tmp_path, shapes, config, kind, metric):
 def test_released_retinanet_layout_evaluates(tmp_path, shapes):
     """A file laid out like the papers' mmdet 2.x RetinaNet checkpoint (backbone with 14x14 bias
     tables from the released layout, neck and head names) loads with no key left over or missing."""
-    from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    import lsnet  # noqa: F401
-    cfg = Config.fromfile(str(ROOT / 'configs/retinanet/retinanet_lsnet-t_fpn_shapes.py'))
-    model = MODELS.build(cfg.model)
+    from lsnet.mm.build import build_model_from_config
+    model, _ = build_model_from_config(ROOT / 'configs/retinanet/retinanet_lsnet-t_fpn_shapes.py')
     state = {f'backbone.{k}': v for k, v in released_state_dict('lsnet_t').items() if not k.startswith('head')}
     for key in [k for k in state if k.endswith('attention_biases')]:
         state[key] = torch.randn(4, 196)
