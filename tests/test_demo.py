@@ -6,7 +6,7 @@ from PIL import Image
 
 pytest.importorskip('mmdet')
 
-from mm_helpers import run_tool  # noqa: E402
+from mm_helpers import logged_losses, run_tool  # noqa: E402
 
 
 @pytest.mark.slow
@@ -32,6 +32,13 @@ def test_quick_demo(tmp_path):
             image.verify()
         with Image.open(path) as image:
             assert image.size[0] > 100 and image.size[1] > 100
+    # the same seed gives the same numbers: a second run into another folder, on the same data
+    again = tmp_path / 'again'
+    run_tool(['tools/demo.py', '--quick', '--out-dir', str(again), '--data-root', str(tmp_path / 'data')],
+             timeout=1200)
+    assert json.loads((again / 'summary.json').read_text())['metrics'] == summary['metrics']
+    for task in ('cls', 'det', 'seg'):  # and the same losses at every logged step
+        assert logged_losses(again / 'work' / task) == logged_losses(out / 'work' / task), task
 
 
 def test_bad_backbone_is_refused(tmp_path):
