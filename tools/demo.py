@@ -115,6 +115,8 @@ def main(argv=None) -> None:
     generate_shapes(data, num_train=schedule['num_train'], num_val=schedule['num_val'], seed=args.seed,
                     cls_size=64, progress=lambda m: log('    ' + m))
     common = [f'randomness.seed={args.seed}', 'randomness.deterministic=False']
+    if args.quick:  # log every iteration, so the few steps of a quick run leave their losses
+        common.append('default_hooks.logger.interval=1')
     results, timings, work_dirs = {}, {}, {}
 
     pretrained = None
