@@ -1,32 +1,56 @@
-"""Detection pictures for the demo: predicted boxes on validation images."""
+"""Detection pictures for the demo: ground truth and predicted boxes side by side, with class names."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from lsnet.viz import COLOURS, demo_config, grid
+from lsnet.viz import COLOURS, captioned, demo_config, font, grid, side_by_side, titled
+
+
+def _boxes(image: Image.Image, boxes: list, classes: list[str]) -> Image.Image:
+    """``image`` with ``(x0, y0, x1, y1, class index, score or None)`` boxes and their names."""
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    for x0, y0, x1, y1, label, score in boxes:
+        colour = COLOURS[int(label) % len(COLOURS)]
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=2)
+        text = classes[int(label)] + ('' if score is None else f' {score:.2f}')
+        left, top = x0 + 1, max(0, y0 - 15)
+        draw.rectangle(draw.textbbox((left, top), text, font=font(12)), fill=(255, 255, 255))
+        draw.text((left, top), text, fill=colour, font=font(12))
+    return image
 
 
 def draw_detections(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Path, out: Path, title: str,
-                    score_thr: float = 0.3, count: int = 8) -> Path:
+                    score_thr: float = 0.3, count: int = 6) -> Path:
+    """For ``count`` validation images: the annotated boxes beside the detector's boxes scoring at
+    least ``score_thr``."""
     from mmdet.apis import inference_detector, init_detector
     config = demo_config(cfg, opts)
     config.model.backbone.init_cfg = None
     model = init_detector(config, str(checkpoint), device='cpu')
-    classes = model.dataset_meta['classes']
-    tiles = []
-    for path in sorted(image_dir.glob('*.jpg'))[:count]:
+    classes = list(model.dataset_meta['classes'])
+    annotations = json.loads(Path(config.test_evaluator.ann_file).read_text())
+    category_index = {c['id']: classes.index(c['name']) for c in annotations['categories'] if c['name'] in classes}
+    truth: dict = {}
+    for ann in annotations['annotations']:
+        x, y, w, h = ann['bbox']
+        truth.setdefault(ann['image_id'], []).append((x, y, x + w, y + h, category_index[ann['category_id']], None))
+    rows = []
+    for info in sorted(annotations['images'], key=lambda i: i['file_name'])[:count]:
+        path = image_dir / info['file_name']
         result = inference_detector(model, str(path)).pred_instances
+        found = [(*box.tolist(), int(label), float(score))
+                 for box, score, label in zip(result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy())
+                 if score >= score_thr]
         image = Image.open(path).convert('RGB')
-        draw = ImageDraw.Draw(image)
-        for box, score, label in zip(result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy()):
-            if score < score_thr:
-                continue
-            colour = COLOURS[int(label) % len(COLOURS)]
-            draw.rectangle(box.tolist(), outline=colour, width=2)
-            draw.text((box[0] + 2, max(0, box[1] - 11)), f'{classes[label]} {score:.2f}', fill=colour)
-        tiles.append(image)
+        expected = truth.get(info['id'], [])
+        rows.append(side_by_side([
+            captioned(_boxes(image, expected, classes), f'ground truth: {len(expected)} shapes'),
+            captioned(_boxes(image, found, classes), f'prediction: {len(found)} boxes (score >= {score_thr})')]))
     target = out / f'{title}_predictions.png'
-    grid(tiles).save(target)
+    titled(grid(rows, columns=2, gap=12), f'{title}: validation images, annotated (left) and detected (right)') \
+        .save(target)
     return target

@@ -7,17 +7,54 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
 
 
-def grid(images: list[Image.Image], columns: int = 4) -> Image.Image:
+def grid(images: list[Image.Image], columns: int = 4, gap: int = 6) -> Image.Image:
+    """Tile ``images`` (resized to the first one's size) ``columns`` to a row, with white gaps."""
     width, height = images[0].size
     rows = (len(images) + columns - 1) // columns
-    canvas = Image.new('RGB', (columns * width, rows * height), (255, 255, 255))
+    canvas = Image.new('RGB', (columns * (width + gap) - gap, rows * (height + gap) - gap), (255, 255, 255))
     for index, image in enumerate(images):
-        canvas.paste(image.resize((width, height)), ((index % columns) * width, (index // columns) * height))
+        canvas.paste(image.resize((width, height)),
+                     ((index % columns) * (width + gap), (index // columns) * (height + gap)))
+    return canvas
+
+
+def font(size: int = 13) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def captioned(image: Image.Image, caption: str, colour=(0, 0, 0), border=None, height: int = 20) -> Image.Image:
+    """``image`` with a one-line caption above it, and an optional coloured border."""
+    width = image.size[0]
+    panel = Image.new('RGB', (width, image.size[1] + height), (255, 255, 255))
+    panel.paste(image, (0, height))
+    draw = ImageDraw.Draw(panel)
+    draw.text((3, 3), caption, fill=colour, font=font())
+    if border is not None:
+        draw.rectangle([0, height, width - 1, panel.size[1] - 1], outline=border, width=3)
+    return panel
+
+
+def side_by_side(panels: list[Image.Image], gap: int = 4) -> Image.Image:
+    """Panels of equal height in one row."""
+    width = sum(p.size[0] for p in panels) + gap * (len(panels) - 1)
+    row = Image.new('RGB', (width, max(p.size[1] for p in panels)), (255, 255, 255))
+    x = 0
+    for panel in panels:
+        row.paste(panel, (x, 0))
+        x += panel.size[0] + gap
+    return row
+
+
+def titled(image: Image.Image, title: str, height: int = 26) -> Image.Image:
+    """``image`` under a title line (the picture's own caption)."""
+    canvas = Image.new('RGB', (image.size[0], image.size[1] + height), (255, 255, 255))
+    canvas.paste(image, (0, height))
+    ImageDraw.Draw(canvas).text((4, 5), title, fill=(0, 0, 0), font=font(15))
     return canvas
 
 
@@ -27,25 +64,37 @@ def _scalars(work_dir: Path) -> list[dict]:
 
 
 def draw_curves(work_dirs: dict, out: Path) -> Path:
+    """One panel per task: the training loss and, on the right axis, the validation metric at each
+    evaluation (its values written beside the points). Classification is drawn against epochs,
+    the iteration-based detection and segmentation runs against iterations."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    names = {'cls': ('classification', 'top1'), 'det': ('RetinaNet', 'coco/bbox_mAP'), 'seg': ('Semantic FPN', 'mIoU')}
-    fig, axes = plt.subplots(1, len(work_dirs), figsize=(5 * len(work_dirs), 3.6), squeeze=False)
+    names = {'cls': ('Classification', 'top1', 'top-1 (%)'), 'det': ('RetinaNet', 'coco/bbox_mAP', 'bbox mAP'),
+             'seg': ('Semantic FPN', 'mIoU', 'mIoU (%)')}
+    fig, axes = plt.subplots(1, len(work_dirs), figsize=(5.2 * len(work_dirs), 3.8), squeeze=False)
     for axis, (task, (_, work, _, _)) in zip(axes[0], work_dirs.items()):
-        title, metric = names[task]
+        title, metric, label = names[task]
         records = _scalars(work)
-        train = [(r['step'], r['loss']) for r in records if 'loss' in r and 'step' in r]
-        if train:
-            axis.plot(*zip(*train), color='tab:blue', lw=1)
-        axis.set_xlabel('iteration' if task != 'cls' else 'iteration (logged)')
+        train = [r for r in records if 'loss' in r and 'iter' in r]
+        by_epoch = task == 'cls'
+        if by_epoch and train:  # train records carry the global iteration; evaluations the epoch
+            per_epoch = train[-1]['iter'] / max(train[-1]['epoch'], 1)
+            xs = [r['iter'] / per_epoch for r in train]
+        else:
+            xs = [r['iter'] for r in train]
+        axis.plot(xs, [r['loss'] for r in train], color='tab:blue', lw=1)
+        axis.set_xlabel('epoch' if by_epoch else 'iteration')
         axis.set_ylabel('training loss', color='tab:blue')
-        axis.set_title(f'{title}: loss and {metric}')
+        axis.set_title(f'{title}: training loss and validation {label}', fontsize=10)
         values = [(r['step'], r[metric]) for r in records if metric in r]
         if values:
             twin = axis.twinx()
             twin.plot(*zip(*values), 'o-', color='tab:red')
-            twin.set_ylabel(metric, color='tab:red')
+            twin.set_ylabel(f'validation {label}', color='tab:red')
+            for x, y in values:
+                twin.annotate(f'{y:.3g}', (x, y), textcoords='offset points', xytext=(0, 6), ha='center',
+                              fontsize=8, color='tab:red')
     fig.tight_layout()
     path = out / 'training_curves.png'
     fig.savefig(path, dpi=100)
@@ -66,6 +115,8 @@ def demo_config(cfg: Path, opts: list[str]):
 
 def draw_classification(cfg: Path, checkpoint: Path, opts: list[str], image_root: Path, out: Path,
                         per_class: int = 4) -> Path:
+    """Validation images, ``per_class`` of each class: true class, prediction and its probability,
+    green when right and red when wrong."""
     import torch
 
     from .checkpoint import load_model_checkpoint
@@ -75,7 +126,7 @@ def draw_classification(cfg: Path, checkpoint: Path, opts: list[str], image_root
     model.eval()
     load_model_checkpoint(model, checkpoint)
     dataset = ImageFolderDataset(str(image_root), 'val', transform=config.val_dataloader.dataset.transform)
-    tiles = []
+    tiles, right = [], 0
     picks = [i for label in range(len(dataset.classes))
              for i in [j for j, (_, l) in enumerate(dataset.samples) if l == label][:per_class]]
     for index in picks:
@@ -83,12 +134,15 @@ def draw_classification(cfg: Path, checkpoint: Path, opts: list[str], image_root
         with torch.no_grad():
             scores = model(dataset[index]['inputs'][None], mode='tensor').softmax(-1)[0]
         predicted = int(scores.argmax())
-        image = Image.open(path).convert('RGB').resize((128, 128))
-        draw = ImageDraw.Draw(image)
-        colour = (0, 160, 0) if predicted == label else (220, 0, 0)
-        draw.rectangle([0, 0, 127, 14], fill=(255, 255, 255))
-        draw.text((2, 2), f'{dataset.classes[predicted]} {float(scores[predicted]):.2f}', fill=colour)
-        tiles.append(image)
+        correct = predicted == label
+        right += correct
+        image = Image.open(path).convert('RGB').resize((160, 160))
+        colour = (0, 140, 0) if correct else (210, 0, 0)
+        caption = (f'{"right" if correct else "WRONG"}: {dataset.classes[predicted]} {float(scores[predicted]):.2f}'
+                   + ('' if correct else f' (is {dataset.classes[label]})'))
+        tiles.append(captioned(image, caption, colour, border=colour))
     target = out / 'classification_predictions.png'
-    grid(tiles, columns=per_class).save(target)
+    title = (f'Classification: {right} of {len(picks)} validation images right '
+             f'({per_class} per class; caption = prediction and its probability)')
+    titled(grid(tiles, columns=per_class), title).save(target)
     return target
