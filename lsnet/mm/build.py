@@ -52,6 +52,8 @@ def build_model_from_config(config: Union[str, os.PathLike, Config], options: Op
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in SCOPE_REGISTRIES:
         raise ValueError(f'default_scope={scope!r}; supported: {sorted(SCOPE_REGISTRIES)}')
+    if scope != 'mmengine':  # the toolbox's own modules (detectors, heads, losses) register on import
+        importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
     registry = importlib.import_module(SCOPE_REGISTRIES[scope]).MODELS
     with DefaultScope.overwrite_default_scope(scope):
         model = registry.build(cfg.model)
