@@ -74,11 +74,16 @@ def test_checkpoint_holds_ema_and_evaluates(trained, tmp_path):
 
 
 def test_checkpoint_initialises_detector_backbone(trained):
-    from lsnet.mm.build import build_model_from_config
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    import lsnet  # noqa: F401
     _, work = trained
     checkpoint = work / 'epoch_6.pth'
-    detector, _ = build_model_from_config(ROOT / 'configs/retinanet/retinanet_lsnet-t_fpn_shapes.py',
-                                          {'model.backbone.init_cfg': dict(type='Pretrained', checkpoint=str(checkpoint))})
+    cfg = Config.fromfile(str(ROOT / 'configs/retinanet/retinanet_lsnet-t_fpn_shapes.py'))
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(checkpoint))
+    detector = MODELS.build(cfg.model)
     detector.init_weights()
     saved = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
     backbone = detector.backbone.state_dict()
