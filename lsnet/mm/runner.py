@@ -10,9 +10,9 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..checkpoint import existing_checkpoints, remove_interrupted_writes
-from .build import replace_sync_bn
+from .build import SCOPE_REGISTRIES, replace_sync_bn
 
-TASK_SCOPES = ('mmdet', 'mmseg', 'mmengine')
+TASK_SCOPES = tuple(SCOPE_REGISTRIES)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
