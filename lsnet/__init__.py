@@ -3,11 +3,12 @@
 Importing the package registers the models with timm (``timm.create_model('lsnet_t')``) and, when
 MMEngine is installed, with OpenMMLab's ``MODELS`` registry (backbones and the ``LSNetFPN`` neck).
 """
+from .deploy import deploy_model
 from .models import VAN, CheckpointError, LSNet, fuse_model
 from .ops import ska, set_ska_backend
 
 __version__ = '0.1.0'
-__all__ = ['LSNet', 'VAN', 'CheckpointError', 'fuse_model', 'ska', 'set_ska_backend']
+__all__ = ['LSNet', 'VAN', 'CheckpointError', 'deploy_model', 'fuse_model', 'ska', 'set_ska_backend']
 
 try:
     import mmengine  # noqa: F401

@@ -1,34 +1,59 @@
 """The benchmark tool runs end to end on tiny settings and prints ratio tables (no timing asserted)."""
+import importlib.util
 import re
 
 import pytest
+import torch
 
-from mm_helpers import run_tool
+from mm_helpers import ROOT, run_tool
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """The cells of a printed markdown table's data rows."""
+    return [[c.strip() for c in line.split('|')[1:-1]] for line in stdout.splitlines()
+            if line.startswith('| ') and not line.startswith('| model') and not line.startswith('| shape')]
 
 
 def test_models_table_with_ratios():
     result = run_tool(['tools/benchmark.py', 'models', '--models', 'lsnet_t', 'van_b0', 'resnet18', '--batch', '2',
-                       '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05', '--baseline', 'resnet18'])
-    rows = [line for line in result.stdout.splitlines() if line.startswith('| ') and 'img/s' not in line]
-    assert [r.split('|')[1].strip() for r in rows] == ['lsnet_t', 'van_b0', 'resnet18']
-    assert rows[-1].rstrip().endswith('| 1.00 |')
-    for row in rows:
-        assert float(row.split('|')[2]) > 0
+                       '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05', '--baseline', 'resnet18',
+                       '--rounds', '3'])
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == ['lsnet_t', 'van_b0', 'resnet18']
+    assert rows[-1][4] == '1.00'
+    for name, median, spread, memory, ratio in rows:
+        low, high = map(float, spread.split('-'))
+        assert 0 < low <= float(median) <= high
+        assert float(memory) >= 0  # measured on Linux CPUs too (resident-set growth), not NaN
 
 
-def test_training_step_mode():
-    result = run_tool(['tools/benchmark.py', 'models', '--mode', 'train', '--models', 'lsnet_t', '--batch', '2',
-                       '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05'])
-    assert re.search(r'\| lsnet_t \| [0-9.]+ \| nan \| 1.00 \|', result.stdout)
+def test_training_step_mode_with_the_released_ska_baseline():
+    result = run_tool(['tools/benchmark.py', 'models', '--mode', 'train', '--models', 'lsnet_t', 'lsnet_t:released',
+                       '--batch', '2', '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05', '--rounds', '2'])
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == ['lsnet_t', 'lsnet_t:released'] and rows[0][4] == '1.00'
+    assert float(rows[0][3]) > 0  # a training step allocates activations and gradients
+
+
+def test_released_ska_restatement_equals_ska():
+    spec = importlib.util.spec_from_file_location('benchmark_tool', ROOT / 'tools' / 'benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    released_ska = tool.released_ska
+    from lsnet.ops.ska import ska_torch
+    x, w = torch.randn(2, 32, 5, 7, dtype=torch.float64), torch.randn(2, 4, 9, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(released_ska(x, w), ska_torch(x, w), rtol=1e-12, atol=1e-12)
 
 
 def test_ska_cpu_ratios():
-    result = run_tool(['tools/benchmark.py', 'ska', '--device', 'cpu', '--min-time', '0.1', '--warmup', '0.02'])
-    rows = [line for line in result.stdout.splitlines() if re.match(r'\| \d', line)]
+    result = run_tool(['tools/benchmark.py', 'ska', '--device', 'cpu', '--min-time', '0.1', '--warmup', '0.02',
+                       '--rounds', '2'])
+    rows = table_rows(result.stdout)
     assert len(rows) == 3
     for row in rows:
-        cells = [c.strip() for c in row.split('|')[1:-1]]
-        assert float(cells[4]) > 0 and float(cells[5]) > 0  # compiled/conv and torch-path/conv ratios
+        for cell in (row[3], row[6], row[7]):  # forward, forward+backward and torch-path ratios with spreads
+            median, low, high = map(float, re.fullmatch(r'([0-9.]+) \(([0-9.]+)-([0-9.]+)\)', cell).groups())
+            assert 0 < low <= high and median > 0
 
 
 @pytest.mark.slow

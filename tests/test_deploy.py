@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import timm
@@ -6,11 +8,46 @@ import torch
 import lsnet
 from lsnet.deploy import export_onnx
 
-ort = pytest.importorskip('onnxruntime')
+
+@pytest.fixture
+def ort():
+    return pytest.importorskip('onnxruntime')
+
+
+def randomise_batch_norms(model: torch.nn.Module) -> None:
+    """Statistics and affine terms far from a fresh model's, so fusing them has something to fold
+    and no residual branch is zero (LSNet initialises some BN weights to 0)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for tensor, low, high in ((module.running_mean, -0.5, 0.5), (module.running_var, 0.5, 2.0),
+                                          (module.weight, 0.5, 1.5), (module.bias, -0.2, 0.2)):
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+
+
+def test_deploy_model_is_compiled_and_matches_the_unfused_model():
+    torch.manual_seed(0)
+    model = timm.create_model('lsnet_t', num_classes=10, img_size=64).eval()
+    randomise_batch_norms(model)
+    original = copy.deepcopy(model.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        want = model(x)
+    deployed = lsnet.deploy_model(model)
+    assert isinstance(deployed, torch._dynamo.eval_frame.OptimizedModule)  # a compiled graph runs
+    assert not any(hasattr(m, 'fuse') for m in deployed._orig_mod.modules())  # everything fused
+    with torch.inference_mode():
+        got = deployed(x)
+    error = ((got - want).abs().max() / want.abs().max()).item()
+    assert error < 1e-4, error
+    # the user's model is untouched: same modules, same weights
+    assert model.state_dict().keys() == original.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in original.items())
 
 
 @pytest.mark.parametrize('name', ['lsnet_t', 'van_b0'])
-def test_classifier_onnx_matches_pytorch(name, tmp_path):
+def test_classifier_onnx_matches_pytorch(name, tmp_path, ort):
     model = timm.create_model(name, num_classes=10).eval()
     path = export_onnx(model, tmp_path / f'{name}.onnx', (224, 224))
     session = ort.InferenceSession(path)
@@ -22,7 +59,7 @@ def test_classifier_onnx_matches_pytorch(name, tmp_path):
 
 
 @pytest.mark.parametrize('cls,arch', [(lsnet.LSNet, 't'), (lsnet.VAN, 'b0')])
-def test_backbone_onnx_dynamic_sizes(cls, arch, tmp_path):
+def test_backbone_onnx_dynamic_sizes(cls, arch, tmp_path, ort):
     model = cls(arch, out_indices=(0, 1, 2, 3)).eval()
     path = export_onnx(model, tmp_path / 'backbone.onnx', (256, 320))
     session = ort.InferenceSession(path)

@@ -4,16 +4,20 @@ Detectors and segmentors from configs: inference at the papers' sizes (1333x800 
 ADE20K) and a training step (forward + backward + optimizer) on synthetic targets, with peak memory:
     python tools/benchmark.py dense --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py [--batch 2]
 Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused, warm-up, then
-img/s over a timed window; GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32.
-    python tools/benchmark.py models --models lsnet_t lsnet_s resnet50 --baseline resnet50
-    python tools/benchmark.py models --mode train --batch 256 --compile     # fwd+bwd+AdamW step
+img/s in interleaved rounds (median, spread, peak memory: allocated on GPU, resident set on CPU);
+GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32. ``--paths`` adds the deployment forms:
+``deploy`` (``lsnet.deploy_model``: fused, compiled, frozen) and ``onnxruntime`` (exported, CPU):
+    python tools/benchmark.py models --models lsnet_t efficientvit_m4 --paths eager deploy onnxruntime
+A training step (forward + backward + AdamW; batch 256 on GPU, 32 on CPU); ``<name>:released`` is
+LSNet with the released code's unfold SKA (restated in plain PyTorch), the baseline to beat:
+    python tools/benchmark.py models --mode train --models lsnet_t lsnet_t:released efficientvit_m4
 Activation checkpointing (the backbones' ``with_cp``): the memory autograd saves for the backward
 pass, and the step time, with it off and on:
     python tools/benchmark.py checkpointing --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py
 What --check-data adds to loading a COCO-sized annotation file (generated), against mmdet's load:
     python tools/benchmark.py datacheck [--images 118287 --boxes 860001]
 SKA kernel against its memory floor (bytes moved / copy bandwidth measured in the same run), and,
-on CPU, against a depth-wise 3x3 convolution of the same shape:
+on CPU, against a depth-wise 3x3 convolution of the same shape, forward and forward + backward:
     python tools/benchmark.py ska [--dtypes fp32 fp16]
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os.path as osp
+import statistics
 import sys
 import time
 from typing import Callable
@@ -33,6 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import lsnet  # noqa: E402,F401
 from lsnet.gpu_check import classifier_train_step  # noqa: E402
+from lsnet.deploy import deploy_model  # noqa: E402
 from lsnet.models.backbone_base import fuse_model  # noqa: E402
 from lsnet.ops.ska import ska, ska_backend, ska_torch  # noqa: E402
 
@@ -49,9 +55,9 @@ def synchronize(device: torch.device) -> None:
 
 def time_call(fn: Callable[[], object], device: torch.device, min_time: float, warmup: float,
               min_iters: int = 3) -> float:
-    """Seconds per call: warm up for ``warmup`` s, then average over at least ``min_time`` s."""
+    """Seconds per call: warm up for ``warmup`` s (none if 0), then average over at least ``min_time`` s."""
     start = time.perf_counter()
-    while True:
+    while warmup > 0:
         fn()
         synchronize(device)
         if time.perf_counter() - start >= warmup:
@@ -78,45 +84,170 @@ def gpu_time_ms(fn: Callable[[], object], iters: int = 20, warmup: int = 3) -> f
     return start.elapsed_time(end) / iters
 
 
-def build_model(name: str, device: torch.device, channels_last: bool) -> torch.nn.Module:
-    model = timm.create_model(name, num_classes=1000).eval()
-    model = timm.utils.reparameterize_model(fuse_model(model)).to(device)  # ours, then timm's own
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+def released_ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """SKA as the released LSNet code computes it without its CUDA kernel, restated in plain PyTorch:
+    unfold x into its nine taps (a 9x copy), weight them per pixel, sum. The training baseline."""
+    b, c, h, wd = x.shape
+    groups = w.shape[1]
+    taps = F.unfold(x, 3, padding=1).view(b, c // groups, groups, 9, h, wd)
+    return (taps * w.unsqueeze(1)).sum(3).view(b, c, h, wd)
+
+
+@contextlib.contextmanager
+def model_variant(variant: str):
+    """``name:released`` builds LSNet with the released code's SKA (:func:`released_ska`)."""
+    if variant not in ('', 'released'):
+        raise SystemExit(f'unknown model variant {variant!r}: only "<name>:released" (LSNet with the released SKA)')
+    if not variant:
+        yield
+        return
+    from lsnet.models import lsnet as lsnet_module
+    original = lsnet_module.ska
+    lsnet_module.ska = released_ska
+    try:
+        yield
+    finally:
+        lsnet_module.ska = original
+
+
+def _proc_status_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ':'))
+
+
+class PeakMemory:
+    """Peak memory a block needs: allocated GiB on CUDA; on Linux CPUs the growth of the process's
+    resident set, from its size before the block (after returning freed heap pages to the system)
+    to its peak during the block (VmHWM, reset through /proc/self/clear_refs); NaN elsewhere."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.gib, self._before_kib = device, float('nan'), None
+
+    def __enter__(self):
+        if self.device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        try:
+            import ctypes
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+            with open('/proc/self/clear_refs', 'w') as f:
+                f.write('5')  # the peak resident set restarts from the current one
+            self._before_kib = _proc_status_kib('VmRSS')
+        except (OSError, AttributeError, StopIteration):
+            self._before_kib = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            self.gib = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
+        elif self._before_kib is not None:
+            self.gib = (_proc_status_kib('VmHWM') - self._before_kib) / 2 ** 20
+
+
+def onnxruntime_call(model: torch.nn.Module, x: torch.Tensor, onnx_path: str) -> Callable[[], object]:
+    """Export ``model`` (fused) and run it in onnxruntime on CPU with all graph optimisations."""
+    import onnxruntime as ort
+    from lsnet.deploy import export_onnx
+    path = export_onnx(model, onnx_path, input_size=tuple(x.shape[2:]))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    feed = {'images': x.cpu().numpy()}
+    return lambda: session.run(None, feed)
+
+
+def model_step(name: str, path: str, args: argparse.Namespace, device: torch.device, x: torch.Tensor,
+               amp_dtype, onnx_path: str) -> Callable[[], object]:
+    """The call that one row of the models table times."""
+    arch, _, variant = name.partition(':')
+    with model_variant(variant):
+        model = timm.create_model(arch, num_classes=1000).to(device)
+    if variant:  # the swapped SKA must stay in place while this model runs
+        model = VariantModel(model, variant)
+    if args.mode == 'train':
+        fwd = torch.compile(model) if args.compile else model
+        return classifier_train_step(model.train(), fwd, x, amp_dtype)
+    if path == 'onnxruntime':
+        return onnxruntime_call(model, x, onnx_path)
+    if path == 'deploy':
+        fwd = deploy_model(model)
+    else:
+        fwd = build_eager(model, args)
+
+    def step():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            fwd(x)
+    return step
+
+
+class VariantModel(torch.nn.Module):
+    """Runs the wrapped model inside :func:`model_variant` (``:released``)."""
+
+    def __init__(self, model: torch.nn.Module, variant: str):
+        super().__init__()
+        self.model, self.variant = model, variant
+
+    def forward(self, x):
+        with model_variant(self.variant):
+            return self.model(x)
+
+
+def build_eager(model: torch.nn.Module, args: argparse.Namespace) -> Callable:
+    model = timm.utils.reparameterize_model(fuse_model(model.eval()))  # ours, then timm's own
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile:
+        return torch.compile(model, mode='max-autotune' if args.cuda_graph else None)
+    return model
 
 
 def bench_models(args: argparse.Namespace, device: torch.device) -> None:
-    batch = args.batch or (2048 if device.type == 'cuda' else 16) if args.mode == 'infer' else (args.batch or 256)
+    """Every (model, path) in interleaved rounds: median img/s over the rounds, their spread, peak memory."""
+    import tempfile
+    default_batch = {('infer', 'cuda'): 2048, ('infer', 'cpu'): 16, ('train', 'cuda'): 256, ('train', 'cpu'): 32}
+    batch = args.batch or default_batch[args.mode, device.type]
     amp_dtype = DTYPES[args.amp] if args.amp != 'none' else None
-    rows = []
-    for name in args.models:
-        model = build_model(name, device, args.channels_last)
-        x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
-        if args.channels_last:
-            x = x.to(memory_format=torch.channels_last)
-        if device.type == 'cuda':
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-        if args.mode == 'infer':
-            fwd = torch.compile(model, mode='max-autotune' if args.cuda_graph else None) if args.compile else model
-
-            def step():
-                with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    fwd(x)
-        else:
-            model = timm.create_model(name, num_classes=1000).to(device).train()
-            fwd = torch.compile(model) if args.compile else model
-            step = classifier_train_step(model, fwd, x, amp_dtype)
-        seconds = time_call(step, device, args.min_time, args.warmup)
-        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
-        rows.append((name, batch / seconds, peak))
-        print(f'  {name}: {batch / seconds:.1f} img/s', flush=True)
-        del model, fwd
-    base = dict((n, v) for n, v, _ in rows).get(args.baseline, rows[0][1])
+    paths = ['eager'] if args.mode == 'train' else args.paths
+    if 'onnxruntime' in paths and device.type != 'cpu':
+        raise SystemExit('--paths onnxruntime measures the CPU runtime: use --device cpu')
+    x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
+    if args.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    entries, first_run_peaks = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models:
+            for path in paths:
+                label = name if path == 'eager' else f'{name} ({path})'
+                step = model_step(name, path, args, device, x, amp_dtype, osp.join(folder, f'{len(entries)}.onnx'))
+                started = time.perf_counter()
+                with PeakMemory(device) as first_run:
+                    time_call(step, device, 0.0, args.warmup, min_iters=1)  # compiles, if it compiles
+                print(f'  {label}: ready ({time.perf_counter() - started:.1f} s warm-up)', flush=True)
+                entries[label] = step
+                if path == 'onnxruntime':  # its memory arena keeps what the first run took, so count that
+                    first_run_peaks[label] = first_run.gib
+        speeds = {label: [] for label in entries}
+        peaks = dict.fromkeys(entries, float('nan'))
+        for round_index in range(args.rounds):
+            for label, step in entries.items():
+                with PeakMemory(device) as peak:
+                    seconds = time_call(step, device, args.min_time / args.rounds, 0.0, min_iters=1)
+                speeds[label].append(batch / seconds)
+                peaks[label] = peak.gib if round_index == 0 else max(peaks[label], peak.gib)
+    peaks.update(first_run_peaks)
+    base_label = args.baseline if args.baseline in speeds else next(iter(speeds))
+    base = statistics.median(speeds[base_label])
     print(f'\n{args.mode}, batch {batch}, {args.img_size}px, amp={args.amp}, compile={args.compile}, '
-          f'channels_last={args.channels_last}, device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}')
-    print(f'| model | img/s | peak GiB | ratio to {args.baseline or rows[0][0]} |\n|---|---|---|---|')
-    for name, speed, peak in rows:
-        print(f'| {name} | {speed:.1f} | {peak:.2f} | {speed / base:.2f} |')
+          f'channels_last={args.channels_last}, {torch.get_num_threads()} threads, '
+          f'device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}; '
+          f'median of {args.rounds} interleaved rounds')
+    memory = 'peak GiB allocated' if device.type == 'cuda' else 'peak RSS growth GiB (onnxruntime: first run)'
+    print(f'| model | img/s | spread (min-max) | {memory} | ratio to {base_label} |\n|---|---|---|---|---|')
+    for label, values in speeds.items():
+        median = statistics.median(values)
+        print(f'| {label} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | {peaks[label]:.2f} | '
+              f'{median / base:.2f} |')
 
 
 def copy_bandwidth(device: torch.device) -> float:
@@ -153,32 +284,51 @@ def bench_ska_gpu(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def bench_ska_cpu(args: argparse.Namespace) -> None:
-    print(f'CPU, {torch.get_num_threads()} threads: SKA (compiled kernel / plain torch path) vs a depth-wise 3x3 '
-          'convolution of the same shape, forward')
-    print('| shape B,C,H,W | SKA compiled ms | SKA torch-path ms | dw-conv 3x3 ms | compiled / conv | torch-path / conv |'
-          '\n|---|---|---|---|---|---|')
+    """Compiled SKA against a depth-wise 3x3 convolution of the same shape, forward and forward +
+    backward (the convolution's own backward, weight gradient included), in interleaved rounds."""
+    print(f'CPU, {torch.get_num_threads()} threads: SKA (compiled kernel; plain torch path) against a depth-wise '
+          f'3x3 convolution of the same shape; median ms of {args.rounds} interleaved rounds, ratio spread min-max')
+    print('| shape B,C,H,W | SKA fwd ms | conv fwd ms | fwd: SKA / conv | SKA fwd+bwd ms | conv fwd+bwd ms | '
+          'fwd+bwd: SKA / conv | torch-path fwd / conv |\n|---|---|---|---|---|---|---|---|')
     device = torch.device('cpu')
     for b, c, h, w in CPU_SKA_SHAPES:
-        x = torch.randn(b, c, h, w)
-        wt = torch.randn(b, c // 8, 9, h, w)
-        kernel = torch.randn(c, 1, 3, 3)
+        x = torch.randn(b, c, h, w, requires_grad=True)
+        wt = torch.randn(b, c // 8, 9, h, w, requires_grad=True)
+        kernel = torch.randn(c, 1, 3, 3, requires_grad=True)
+        grad = torch.randn(b, c, h, w)
+
         def compiled():
             with ska_backend('cpp'):
                 return ska(x, wt)
 
-        calls = {'conv': lambda: F.conv2d(x, kernel, padding=1, groups=c), 'torch': lambda: ska_torch(x, wt),
-                 'cpp': compiled}
-        best = {name: float('inf') for name in calls}
-        with torch.no_grad():
-            for _ in range(5):  # interleaved rounds, best of each: robust to a busy neighbour
-                for name, fn in calls.items():
-                    try:
-                        best[name] = min(best[name], time_call(fn, device, args.min_time / 5, args.warmup / 5))
-                    except (ImportError, RuntimeError):
-                        best[name] = float('nan')
-        conv_s, torch_s, cpp_s = best['conv'], best['torch'], best['cpp']
-        print(f'| {b},{c},{h},{w} | {cpp_s * 1e3:.2f} | {torch_s * 1e3:.2f} | {conv_s * 1e3:.2f} | '
-              f'{cpp_s / conv_s:.2f} | {torch_s / conv_s:.2f} |', flush=True)
+        def conv():
+            return F.conv2d(x, kernel, padding=1, groups=c)
+
+        def forward_only(fn):
+            def call():
+                with torch.no_grad():
+                    fn()
+            return call
+
+        def forward_backward(fn, inputs):
+            return lambda: torch.autograd.backward(fn(), grad, inputs=inputs)
+
+        calls = {'ska': forward_only(compiled), 'conv': forward_only(conv), 'torch': forward_only(lambda: ska_torch(x, wt)),
+                 'ska_fb': forward_backward(compiled, [x, wt]), 'conv_fb': forward_backward(conv, [x, kernel])}
+        times = {name: [] for name in calls}
+        for name, fn in calls.items():
+            time_call(fn, device, 0.0, args.warmup)
+        for _ in range(args.rounds):
+            for name, fn in calls.items():
+                times[name].append(time_call(fn, device, args.min_time / args.rounds, 0.0))
+        median = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+
+        def ratio(num: str, den: str) -> str:
+            per_round = [a / b for a, b in zip(times[num], times[den])]
+            return f'{median[num] / median[den]:.2f} ({min(per_round):.2f}-{max(per_round):.2f})'
+        print(f'| {b},{c},{h},{w} | {median["ska"]:.2f} | {median["conv"]:.2f} | {ratio("ska", "conv")} | '
+              f'{median["ska_fb"]:.2f} | {median["conv_fb"]:.2f} | {ratio("ska_fb", "conv_fb")} | '
+              f'{ratio("torch", "conv")} |', flush=True)
 
 
 def _dense_inputs(model, scope: str, batch: int, size: tuple[int, int], num_classes: int, device):
@@ -371,6 +521,8 @@ def main(argv=None) -> None:
     parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
     parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
     parser.add_argument('--mode', choices=['infer', 'train'], default='infer')
+    parser.add_argument('--paths', nargs='+', default=['eager'], choices=['eager', 'deploy', 'onnxruntime'],
+                        help='inference forms: eager (fused), deploy (lsnet.deploy_model), onnxruntime (CPU)')
     parser.add_argument('--batch', type=int, default=None)
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -382,10 +534,12 @@ def main(argv=None) -> None:
     parser.add_argument('--dense-scale', type=float, default=1.0, help='scale the papers\' dense input sizes')
     parser.add_argument('--images', type=int, default=118287, help='datacheck: images in the generated file')
     parser.add_argument('--boxes', type=int, default=860001, help='datacheck: boxes in the generated file')
-    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=None, help='interleaved rounds (datacheck 3, others 5)')
     parser.add_argument('--min-time', type=float, default=3.0)
     parser.add_argument('--warmup', type=float, default=1.0)
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 3 if args.what == 'datacheck' else 5
     device = torch.device(args.device)
     if args.amp is None:
         args.amp = 'fp16' if device.type == 'cuda' else 'none'
