@@ -18,14 +18,18 @@ def deploy_model(model: torch.nn.Module, compile: bool = True) -> torch.nn.Modul
     with ``compile``, a ``torch.compile`` graph with frozen weights (constants folded, oneDNN weight
     pre-packing on CPU) in which the compiled SKA kernel stays one node.
 
-    Call the result under ``torch.inference_mode()`` (freezing applies without autograd). The first
+    Call the result under ``torch.inference_mode()`` (freezing applies without autograd), without
+    autocast: for fp16/bf16, cast the model first (``deploy_model(model.half())``). The first
     call compiles (about a minute for LSNet-T on a 2-core CPU), a new input shape compiles again.
     Outputs equal the unfused model's up to fp32 rounding (the tests bound it by 1e-4 relative).
     ``model`` itself is left as it was.
     """
     import timm.utils
 
+    reference = next(model.parameters(), None)
     model = timm.utils.reparameterize_model(fuse_model(copy.deepcopy(model).eval()))
+    if reference is not None:  # some timm fuse() methods build their new layers on the CPU in fp32
+        model = model.to(device=reference.device, dtype=reference.dtype)
     if compile:
         model = torch.compile(model, options={'freezing': True})
     return model

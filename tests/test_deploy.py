@@ -72,3 +72,13 @@ def test_backbone_onnx_dynamic_sizes(cls, arch, tmp_path, ort):
         for g, w in zip(got, want):
             assert g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_deploy_model_keeps_the_models_dtype_and_device_through_timm_fusion():
+    # timm's EfficientViT fuse() builds fp32 CPU layers; the deploy form must stay in the model's dtype
+    model = timm.create_model('efficientvit_m0', num_classes=10).double().eval()
+    deployed = lsnet.deploy_model(model, compile=False)
+    assert {p.dtype for p in deployed.parameters()} == {torch.float64}
+    x = torch.randn(1, 3, 224, 224, dtype=torch.float64)  # the size its attention grids are built for
+    with torch.inference_mode():
+        torch.testing.assert_close(deployed(x), model(x), rtol=1e-9, atol=1e-9)

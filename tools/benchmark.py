@@ -170,10 +170,15 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
         return classifier_train_step(model.train(), fwd, x, amp_dtype)
     if path == 'onnxruntime':
         return onnxruntime_call(model, x, onnx_path)
-    if path == 'deploy':
-        fwd = deploy_model(model)
-    else:
-        fwd = build_eager(model, args)
+    if path == 'deploy':  # a frozen graph runs in one dtype: the model is cast instead of autocast
+        fwd = deploy_model(model.to(amp_dtype) if amp_dtype else model)
+        x_deploy = x.to(amp_dtype) if amp_dtype else x
+
+        def deployed_step():
+            with torch.inference_mode():
+                fwd(x_deploy)
+        return deployed_step
+    fwd = build_eager(model, args, device)
 
     def step():
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -193,8 +198,9 @@ class VariantModel(torch.nn.Module):
             return self.model(x)
 
 
-def build_eager(model: torch.nn.Module, args: argparse.Namespace) -> Callable:
-    model = timm.utils.reparameterize_model(fuse_model(model.eval()))  # ours, then timm's own
+def build_eager(model: torch.nn.Module, args: argparse.Namespace, device: torch.device) -> Callable:
+    # ours, then timm's own; some timm fuse() methods build their layers on the CPU, hence the move after
+    model = timm.utils.reparameterize_model(fuse_model(model.eval())).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if args.compile:
