@@ -21,9 +21,12 @@ void check_inputs(const at::Tensor& x, const at::Tensor& w) {
 
 // Each hot loop is compiled twice, for AVX2+FMA and for the baseline ISA, and the loader picks the
 // one the CPU runs (GCC/Clang function multi-versioning); elsewhere only the baseline is built.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
 #define SKA_ISA_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
+#endif
+#endif
+#ifndef SKA_ISA_CLONES
 #define SKA_ISA_CLONES
 #endif
 #if defined(__GNUC__) || defined(__clang__)
