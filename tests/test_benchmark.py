@@ -1,6 +1,8 @@
 """The benchmark tool runs end to end on tiny settings and prints ratio tables (no timing asserted)."""
 import importlib.util
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -33,6 +35,16 @@ def test_training_step_mode_with_the_released_ska_baseline():
     rows = table_rows(result.stdout)
     assert [r[0] for r in rows] == ['lsnet_t', 'lsnet_t:released'] and rows[0][4] == '1.00'
     assert float(rows[0][3]) > 0  # a training step allocates activations and gradients
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--mode', 'train', '--paths', 'deploy'], '--paths is for inference'),
+    (['--baseline', 'lsnet_tt'], "--baseline 'lsnet_tt' is not one of the rows"),
+])
+def test_models_rejects_arguments_it_would_ignore(extra, message):
+    result = subprocess.run([sys.executable, 'tools/benchmark.py', 'models', '--models', 'lsnet_t', *extra],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
 
 
 def test_released_ska_restatement_equals_ska():

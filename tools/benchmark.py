@@ -214,25 +214,28 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
     default_batch = {('infer', 'cuda'): 2048, ('infer', 'cpu'): 16, ('train', 'cuda'): 256, ('train', 'cpu'): 32}
     batch = args.batch or default_batch[args.mode, device.type]
     amp_dtype = DTYPES[args.amp] if args.amp != 'none' else None
-    paths = ['eager'] if args.mode == 'train' else args.paths
+    if args.mode == 'train' and args.paths != ['eager']:
+        raise SystemExit('--paths is for inference; a training step runs eager (add --compile to compile it)')
+    paths = args.paths
     if 'onnxruntime' in paths and device.type != 'cpu':
         raise SystemExit('--paths onnxruntime measures the CPU runtime: use --device cpu')
     x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
     if args.channels_last:
         x = x.to(memory_format=torch.channels_last)
+    plan = [(name, path, name if path == 'eager' else f'{name} ({path})') for name in args.models for path in paths]
+    if args.baseline is not None and args.baseline not in [label for _, _, label in plan]:
+        raise SystemExit(f'--baseline {args.baseline!r} is not one of the rows: {[label for _, _, label in plan]}')
     entries, first_run_peaks = {}, {}
     with tempfile.TemporaryDirectory() as folder:
-        for name in args.models:
-            for path in paths:
-                label = name if path == 'eager' else f'{name} ({path})'
-                step = model_step(name, path, args, device, x, amp_dtype, osp.join(folder, f'{len(entries)}.onnx'))
-                started = time.perf_counter()
-                with PeakMemory(device) as first_run:
-                    time_call(step, device, 0.0, args.warmup, min_iters=1)  # compiles, if it compiles
-                print(f'  {label}: ready ({time.perf_counter() - started:.1f} s warm-up)', flush=True)
-                entries[label] = step
-                if path == 'onnxruntime':  # its memory arena keeps what the first run took, so count that
-                    first_run_peaks[label] = first_run.gib
+        for name, path, label in plan:
+            step = model_step(name, path, args, device, x, amp_dtype, osp.join(folder, f'{len(entries)}.onnx'))
+            started = time.perf_counter()
+            with PeakMemory(device) as first_run:
+                time_call(step, device, 0.0, args.warmup, min_iters=1)  # compiles, if it compiles
+            print(f'  {label}: ready ({time.perf_counter() - started:.1f} s warm-up)', flush=True)
+            entries[label] = step
+            if path == 'onnxruntime':  # its memory arena keeps what the first run took, so count that
+                first_run_peaks[label] = first_run.gib
         speeds = {label: [] for label in entries}
         peaks = dict.fromkeys(entries, float('nan'))
         for round_index in range(args.rounds):
@@ -242,7 +245,7 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
                 speeds[label].append(batch / seconds)
                 peaks[label] = peak.gib if round_index == 0 else max(peaks[label], peak.gib)
     peaks.update(first_run_peaks)
-    base_label = args.baseline if args.baseline in speeds else next(iter(speeds))
+    base_label = args.baseline or next(iter(speeds))
     base = statistics.median(speeds[base_label])
     print(f'\n{args.mode}, batch {batch}, {args.img_size}px, amp={args.amp}, compile={args.compile}, '
           f'channels_last={args.channels_last}, {torch.get_num_threads()} threads, '
