@@ -23,7 +23,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from . import fuse_model
+from .deploy import deploy_model
 from .ops.ska import resolve_backend, ska, ska_torch
 
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}  # relative, vs float64
@@ -157,7 +157,7 @@ def time_models(device: torch.device, names: List[str], batch: int, train_batch:
     for name in names:
         row = dict(model=name)
         try:
-            model = timm.utils.reparameterize_model(fuse_model(timm.create_model(name).eval())).to(device)
+            model = deploy_model(timm.create_model(name), compile=False).to(device)
             x = torch.randn(batch, 3, img_size, img_size, device=device)
             if device.type == 'cuda':
                 torch.cuda.empty_cache()

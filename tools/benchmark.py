@@ -39,7 +39,7 @@ import torch.nn.functional as F  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.gpu_check import classifier_train_step  # noqa: E402
 from lsnet.deploy import deploy_model  # noqa: E402
-from lsnet.models.backbone_base import fuse_model  # noqa: E402
+from lsnet.models.lsnet import LSConv  # noqa: E402
 from lsnet.ops.ska import ska, ska_backend, ska_torch  # noqa: E402
 
 SKA_SHAPES = [(256, 128, 14, 14), (256, 128, 28, 28), (256, 384, 14, 14), (2, 64, 100, 168), (2, 128, 50, 84),
@@ -93,17 +93,15 @@ def released_ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (taps * w.unsqueeze(1)).sum(3).view(b, c, h, wd)
 
 
+SKA_VARIANTS = {'released': released_ska}  # "<name>:<variant>" rows of the models table
+
+
 @contextlib.contextmanager
 def model_variant(variant: str):
-    """``name:released`` builds LSNet with the released code's SKA (:func:`released_ska`)."""
-    if variant not in ('', 'released'):
-        raise SystemExit(f'unknown model variant {variant!r}: only "<name>:released" (LSNet with the released SKA)')
-    if not variant:
-        yield
-        return
+    """Inside the block, LSNet computes SKA with ``SKA_VARIANTS[variant]``."""
     from lsnet.models import lsnet as lsnet_module
     original = lsnet_module.ska
-    lsnet_module.ska = released_ska
+    lsnet_module.ska = SKA_VARIANTS[variant]
     try:
         yield
     finally:
@@ -161,8 +159,7 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
                amp_dtype, onnx_path: str) -> Callable[[], object]:
     """The call that one row of the models table times."""
     arch, _, variant = name.partition(':')
-    with model_variant(variant):
-        model = timm.create_model(arch, num_classes=1000).to(device)
+    model = timm.create_model(arch, num_classes=1000).to(device)
     if variant:  # the swapped SKA must stay in place while this model runs
         model = VariantModel(model, variant)
     if args.mode == 'train':
@@ -178,7 +175,7 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
             with torch.inference_mode():
                 fwd(x_deploy)
         return deployed_step
-    fwd = build_eager(model, args, device)
+    fwd = build_eager(model, args)
 
     def step():
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -191,6 +188,10 @@ class VariantModel(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, variant: str):
         super().__init__()
+        if variant not in SKA_VARIANTS:
+            raise SystemExit(f'unknown model variant {variant!r}: valid "<name>:{"|".join(SKA_VARIANTS)}"')
+        if not any(isinstance(module, LSConv) for module in model.modules()):
+            raise SystemExit(f'":{variant}" swaps the SKA of LSNet models; {type(model).__name__} has none')
         self.model, self.variant = model, variant
 
     def forward(self, x):
@@ -198,9 +199,8 @@ class VariantModel(torch.nn.Module):
             return self.model(x)
 
 
-def build_eager(model: torch.nn.Module, args: argparse.Namespace, device: torch.device) -> Callable:
-    # ours, then timm's own; some timm fuse() methods build their layers on the CPU, hence the move after
-    model = timm.utils.reparameterize_model(fuse_model(model.eval())).to(device)
+def build_eager(model: torch.nn.Module, args: argparse.Namespace) -> Callable:
+    model = deploy_model(model, compile=False)  # fused, on the model's device and dtype
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if args.compile:
