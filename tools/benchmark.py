@@ -38,7 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import lsnet  # noqa: E402,F401
 from lsnet.gpu_check import classifier_train_step  # noqa: E402
-from lsnet.deploy import deploy_model  # noqa: E402
+from lsnet.deploy import deploy_model, export_onnx  # noqa: E402
 from lsnet.models.lsnet import LSConv  # noqa: E402
 from lsnet.ops.ska import ska, ska_backend, ska_torch  # noqa: E402
 
@@ -145,7 +145,6 @@ class PeakMemory:
 def onnxruntime_call(model: torch.nn.Module, x: torch.Tensor, onnx_path: str) -> Callable[[], object]:
     """Export ``model`` (fused) and run it in onnxruntime on CPU with all graph optimisations."""
     import onnxruntime as ort
-    from lsnet.deploy import export_onnx
     path = export_onnx(model, onnx_path, input_size=tuple(x.shape[2:]))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -217,8 +216,9 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
     if args.mode == 'train' and args.paths != ['eager']:
         raise SystemExit('--paths is for inference; a training step runs eager (add --compile to compile it)')
     paths = args.paths
-    if 'onnxruntime' in paths and device.type != 'cpu':
-        raise SystemExit('--paths onnxruntime measures the CPU runtime: use --device cpu')
+    if 'onnxruntime' in paths and (device.type != 'cpu' or amp_dtype is not None):
+        raise SystemExit('--paths onnxruntime measures the exported fp32 graph on the CPU: use --device cpu, '
+                         'no --amp')
     x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
     if args.channels_last:
         x = x.to(memory_format=torch.channels_last)
