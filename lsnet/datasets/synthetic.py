@@ -27,16 +27,16 @@ SEG_CLASSES = ('background',) + SHAPE_CLASSES
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> Image.Image:
-    """Low-frequency colour gradients plus noise and clutter lines: texture that is not a class."""
+    """Low-contrast colour gradients plus noise and a few clutter lines: texture that is not a class."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     image = np.zeros((height, width, 3), np.float32)
     for channel in range(3):
         fy, fx, phase = rng.uniform(0.5, 3.0), rng.uniform(0.5, 3.0), rng.uniform(0, 2 * math.pi)
-        image[..., channel] = 110 + 50 * np.sin(2 * math.pi * (fy * yy / height + fx * xx / width) + phase)
-    image += rng.normal(0, 12, size=image.shape)
+        image[..., channel] = 110 + 25 * np.sin(2 * math.pi * (fy * yy / height + fx * xx / width) + phase)
+    image += rng.normal(0, 6, size=image.shape)
     canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
-    for _ in range(rng.integers(4, 10)):
+    for _ in range(rng.integers(0, 5)):
         points = [tuple(rng.uniform(0, [width, height])) for _ in range(2)]
         draw.line(points, fill=tuple(int(c) for c in rng.integers(40, 220, 3)), width=int(rng.integers(1, 3)))
     return canvas.filter(ImageFilter.GaussianBlur(0.6))
@@ -148,7 +148,7 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
         if task not in ('coco', 'ade', 'imagenet'):
             raise ValueError(f"unknown synthetic task {task!r}; valid: 'coco', 'ade', 'imagenet'")
         params = dict(num_train=num_train, num_val=num_val, image_size=list(image_size), seed=seed,
-                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=3)
+                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=4)
         marker = root / task / '.complete'
         if marker.exists() and json.loads(marker.read_text()) == params:
             progress(f'synthetic {task} data present in {root / task}')

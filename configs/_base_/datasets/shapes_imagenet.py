@@ -5,7 +5,7 @@ _base_ = './imagenet_timm.py'
 data_root = 'data/shapes/imagenet'
 input_size = 64
 train_dataloader = dict(
-    batch_size=16, num_workers=2, persistent_workers=False, pin_memory=False,
+    batch_size=64, num_workers=2, persistent_workers=False, pin_memory=False,
     # Repeated augmentation spreads the repeats of an image over GPUs; in one process it would only
     # put three copies of each image in a batch.
     sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
