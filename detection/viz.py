@@ -6,14 +6,17 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from lsnet.viz import COLOURS, captioned, demo_config, font, grid, side_by_side, titled
+from lsnet.viz import COLOURS, captioned, demo_config, display_scale, enlarged, font, grid, side_by_side, titled
 
 
-def _boxes(image: Image.Image, boxes: list, classes: list[str]) -> Image.Image:
-    """``image`` with ``(x0, y0, x1, y1, class index, score or None)`` boxes and their names."""
-    image = image.copy()
+def _boxes(image: Image.Image, boxes: list, classes: list[str], scale: int) -> Image.Image:
+    """``image`` enlarged ``scale`` times with ``(x0, y0, x1, y1, class index, score or None)`` boxes
+    (image coordinates) and their names."""
+    image = enlarged(image, scale)
     draw = ImageDraw.Draw(image)
-    for x0, y0, x1, y1, label, score in boxes:
+    for box in boxes:
+        x0, y0, x1, y1 = (v * scale for v in box[:4])
+        label, score = box[4:]
         colour = COLOURS[int(label) % len(COLOURS)]
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=2)
         text = classes[int(label)] + ('' if score is None else f' {score:.2f}')
@@ -47,9 +50,10 @@ def draw_detections(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Pat
                  if score >= score_thr]
         image = Image.open(path).convert('RGB')
         expected = truth.get(info['id'], [])
+        scale = display_scale(image)
         rows.append(side_by_side([
-            captioned(_boxes(image, expected, classes), f'ground truth: {len(expected)} shapes'),
-            captioned(_boxes(image, found, classes), f'prediction: {len(found)} boxes (score >= {score_thr})')]))
+            captioned(_boxes(image, expected, classes, scale), f'ground truth: {len(expected)} shape(s)'),
+            captioned(_boxes(image, found, classes, scale), f'prediction: {len(found)} (score >= {score_thr})')]))
     target = out / f'{title}_predictions.png'
     titled(grid(rows, columns=2, gap=12), f'{title}: validation images, annotated (left) and detected (right)') \
         .save(target)

@@ -23,6 +23,15 @@ def grid(images: list[Image.Image], columns: int = 4, gap: int = 6) -> Image.Ima
     return canvas
 
 
+def display_scale(image: Image.Image, min_side: int = 240) -> int:
+    """The whole-number factor that shows ``image`` at least ``min_side`` pixels on its short side."""
+    return max(1, -(-min_side // min(image.size)))
+
+
+def enlarged(image: Image.Image, scale: int, resample=Image.BILINEAR) -> Image.Image:
+    return image if scale == 1 else image.resize((image.size[0] * scale, image.size[1] * scale), resample)
+
+
 def font(size: int = 13) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lsnet.viz import captioned, demo_config, font, grid, side_by_side, titled
+from lsnet.viz import captioned, demo_config, display_scale, enlarged, font, grid, side_by_side, titled
 
 
 def _legend(classes: list[str], palette: np.ndarray, width: int) -> Image.Image:
@@ -40,8 +40,12 @@ def draw_segmentation(cfg: Path, checkpoint: Path, opts: list[str], image_dir: P
         known = (label >= 0) & (label < len(classes))
         truth[known] = palette[label[known]]
         accuracy = float((prediction[known] == label[known]).mean() * 100)
-        rows.append(side_by_side([captioned(image, 'image'), captioned(Image.fromarray(truth), 'ground truth'),
-                                  captioned(Image.fromarray(palette[prediction]), f'prediction ({accuracy:.0f}% pixels right)')]))
+        scale = display_scale(image, 200)
+        rows.append(side_by_side([
+            captioned(enlarged(image, scale), 'image'),
+            captioned(enlarged(Image.fromarray(truth), scale, Image.NEAREST), 'ground truth'),
+            captioned(enlarged(Image.fromarray(palette[prediction]), scale, Image.NEAREST),
+                      f'prediction: {accuracy:.0f}% pixels right')]))
     picture = grid(rows, columns=1, gap=10)
     canvas = Image.new('RGB', (picture.size[0], picture.size[1] + 22), (255, 255, 255))
     canvas.paste(picture, (0, 0))

@@ -31,3 +31,25 @@ def test_config_builds_with_consistent_strides(path):
     else:
         assert strides == list(model.decode_head.feature_strides), (path, strides)
     assert 'init_cfg' in Config.fromfile(str(ROOT / path)).model.backbone or path.endswith('_shapes.py')
+
+
+def test_shapes_scenes_are_seen_at_the_pretraining_size(tmp_path):
+    """The demo's hand-over works because the dense shapes configs feed LSNet the image size its shapes
+    classifier was trained at (the same 8x8 .. 1x1 stage maps): the generated data, the classification
+    input size and the detection/segmentation resize must agree."""
+    from mmengine.config import Config
+    from PIL import Image
+
+    from lsnet.datasets import generate_shapes
+    generate_shapes(tmp_path, num_train=2, num_val=1)
+    scene = Image.open(next((tmp_path / 'coco' / 'train2017').glob('*.jpg'))).size
+    class_image = Image.open(next((tmp_path / 'imagenet' / 'train').glob('*/*.jpg'))).size
+    classifier = Config.fromfile(str(ROOT / 'configs/classification/lsnet-t_shapes.py'))
+    size = classifier.train_dataloader.dataset.transform.input_size
+    assert scene == class_image == (size, size)
+    for path in ('retinanet/retinanet_lsnet-t_fpn_shapes.py', 'mask_rcnn/mask-rcnn_lsnet-t_fpn_shapes.py',
+                 'sem_fpn/fpn_lsnet-t_shapes.py'):
+        cfg = Config.fromfile(str(ROOT / 'configs' / path))
+        resizes = [step['scale'] for step in cfg.train_dataloader.dataset.pipeline + cfg.test_dataloader.dataset.pipeline
+                   if step['type'] in ('Resize', 'RandomResize', 'AlignResize')]
+        assert resizes and all(tuple(scale) == scene for scale in resizes), (path, resizes)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import os.path as osp
 import re
 import shutil
 import subprocess
@@ -25,10 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lsnet.models.variants import LSNET_ARCHS, VAN_ARCHS, stage_channels  # noqa: E402
-# Iterations that fit the 15-minute budget on a 2-core CPU with LSNet-T (measured: 0.27 s, 1.4 s and
-# 0.56 s per iteration for classification, RetinaNet and Semantic FPN), and a tiny one for CI.
-SCHEDULES = {'full': dict(cls_epochs=26, det_iters=190, seg_iters=320, num_train=400, num_val=60),
-             'quick': dict(cls_epochs=2, det_iters=4, seg_iters=4, num_train=16, num_val=8)}
+# The full demo trains on the shapes configs' own schedules (configs/_base_/schedules/shapes_*.py); the
+# quick one (CI's smoke run) shortens them. Data: generate_shapes' default sizes (64 px class images,
+# 64x64 scenes of one to three shapes), these many images.
+DATA = {'full': dict(cls=dict(num_train=4000, num_val=400), dense=dict(num_train=3000, num_val=200)),
+        'quick': dict(cls=dict(num_train=16, num_val=8), dense=dict(num_train=16, num_val=8))}
+QUICK = dict(cls_epochs=2, cls_batch=8, det_iters=4, seg_iters=4)
 
 
 def log(message: str) -> None:
@@ -101,7 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument('--quick', action='store_true', help='tiny schedule (CI smoke run)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    schedule = SCHEDULES['quick' if args.quick else 'full']
+    data_sizes = DATA['quick' if args.quick else 'full']
     family, cls_opts, dense_opts = backbone_overrides(args.backbone)
     out = Path(args.out_dir).resolve()
     if out.exists():
@@ -112,25 +113,26 @@ def main(argv=None) -> None:
 
     from lsnet.datasets import generate_shapes
     log(f'1/5 synthetic data in {data}')
-    generate_shapes(data, num_train=schedule['num_train'], num_val=schedule['num_val'], seed=args.seed,
-                    cls_size=64, progress=lambda m: log('    ' + m))
-    common = [f'randomness.seed={args.seed}', 'randomness.deterministic=False']
+    for tasks, sizes in ((('imagenet',), data_sizes['cls']), (('coco', 'ade'), data_sizes['dense'])):
+        generate_shapes(data, tasks, **sizes, seed=args.seed, progress=lambda m: log('    ' + m))
+    common = [f'randomness.seed={args.seed}', 'randomness.deterministic=True']
     if args.quick:  # log every iteration, so the few steps of a quick run leave their losses
         common.append('default_hooks.logger.interval=1')
     results, timings, work_dirs = {}, {}, {}
 
     pretrained = None
     if 'cls' in args.tasks:
-        log(f'2/5 pretraining {args.backbone} as a classifier ({schedule["cls_epochs"]} epochs)')
-        work = out / 'work' / 'cls'
         cfg = ROOT / f'configs/classification/{family}_shapes.py'
-        epochs = schedule['cls_epochs']
+        log(f'2/5 pretraining {args.backbone} as a classifier ({cfg.relative_to(ROOT)})')
+        work = out / 'work' / 'cls'
         opts = cls_opts + common + [f'train_dataloader.dataset.data_root={data}/imagenet',
                                     f'val_dataloader.dataset.data_root={data}/imagenet',
-                                    f'test_dataloader.dataset.data_root={data}/imagenet',
-                                    f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
-                                    f'param_scheduler.1.T_max={max(epochs - 1, 1)}', f'param_scheduler.1.end={epochs}',
-                                    f'default_hooks.checkpoint.interval={epochs}']
+                                    f'test_dataloader.dataset.data_root={data}/imagenet']
+        if args.quick:
+            epochs = QUICK['cls_epochs']
+            opts += [f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={QUICK["cls_batch"]}',
+                     f'param_scheduler.1.T_max={epochs - 1}',
+                     f'param_scheduler.1.end={epochs}', f'default_hooks.checkpoint.interval={epochs}']
         t0 = time.time()
         run(['tools/train.py', str(cfg), '--work-dir', str(work), '--overwrite', '--cfg-options', *opts],
             'classification', out / 'work' / 'cls_train.log')
@@ -142,35 +144,33 @@ def main(argv=None) -> None:
         timings['classification'] = time.time() - t0
         work_dirs['cls'] = (cfg, work, pretrained, opts)
 
-    dense = {'det': ('RetinaNet', f'configs/retinanet/retinanet_{family}_fpn_shapes.py', 'coco', 'coco/bbox_mAP',
-                     'bbox mAP', schedule['det_iters']),
-             'seg': ('Semantic FPN', f'configs/sem_fpn/fpn_{family}_shapes.py', 'ade', 'mIoU', 'mIoU (%)',
-                     schedule['seg_iters'])}
+    dense = {'det': ('RetinaNet', f'configs/retinanet/retinanet_{family}_fpn_shapes.py', 'coco/bbox_mAP', 'bbox mAP'),
+             'seg': ('Semantic FPN', f'configs/sem_fpn/fpn_{family}_shapes.py', 'mIoU', 'mIoU (%)')}
     for step, task in enumerate(t for t in ('det', 'seg') if t in args.tasks):
-        title, cfg_rel, subset, key, column, iters = dense[task]
-        log(f'{3 + step}/5 fine-tuning {title}-{args.backbone} ({iters} iterations)'
+        title, cfg_rel, key, column = dense[task]
+        log(f'{3 + step}/5 fine-tuning {title}-{args.backbone} ({cfg_rel})'
             f'{" from the pretrained backbone" if pretrained else " from scratch"}')
         cfg = ROOT / cfg_rel
         work = out / 'work' / task
-        opts = dense_opts + common + [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-                                      f'default_hooks.checkpoint.interval={iters}']
+        opts = dense_opts + common
+        if args.quick:
+            iters = QUICK[f'{task}_iters']
+            opts += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+                     f'default_hooks.checkpoint.interval={iters}',
+                     f'param_scheduler.{1 if task == "det" else 0}.end={iters}']
         if task == 'det':
             opts += [f'train_dataloader.dataset.data_root={data}/coco/', f'val_dataloader.dataset.data_root={data}/coco/',
                      f'test_dataloader.dataset.data_root={data}/coco/',
                      f'val_evaluator.ann_file={data}/coco/annotations/instances_val2017.json',
-                     f'test_evaluator.ann_file={data}/coco/annotations/instances_val2017.json',
-                     f'param_scheduler.1.end={iters}']
+                     f'test_evaluator.ann_file={data}/coco/annotations/instances_val2017.json']
             if args.quick:  # a few iterations score nothing above the usual 0.05: keep every box
                 opts.append('model.test_cfg.score_thr=0.0')
         else:
             opts += [f'train_dataloader.dataset.data_root={data}/ade', f'val_dataloader.dataset.data_root={data}/ade',
-                     f'test_dataloader.dataset.data_root={data}/ade', f'param_scheduler.0.end={iters}']
-        if pretrained:
-            # The demo pretrains at 64 px, where LSNet's last stage sees 1x1 maps; its BatchNorm
-            # statistics do not fit 256x320 images (stage-4 outputs reach 1e7), so fine-tuning
-            # re-estimates them instead of keeping BN frozen as the ImageNet recipe does.
+                     f'test_dataloader.dataset.data_root={data}/ade']
+        if pretrained:  # the shapes classifier's backbone, BatchNorm kept frozen as the dense recipes do
             opts += ['model.backbone.init_cfg._delete_=True', 'model.backbone.init_cfg.type=Pretrained',
-                     f'model.backbone.init_cfg.checkpoint={pretrained}', 'model.backbone.norm_eval=False']
+                     f'model.backbone.init_cfg.checkpoint={pretrained}']
         t0 = time.time()
         run(['tools/train.py', str(cfg), '--work-dir', str(work), '--overwrite', '--cfg-options', *opts],
             title, out / 'work' / f'{task}_train.log')

@@ -62,7 +62,7 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in base)
 
 
-def _scene(rng: np.random.Generator, height: int, width: int, max_objects: int):
+def _scene(rng: np.random.Generator, height: int, width: int, max_objects: int, object_size: tuple[float, float]):
     """An image with 1..max_objects non-overlapping shapes; returns image, objects, label map."""
     image = _background(rng, height, width)
     draw = ImageDraw.Draw(image)
@@ -71,7 +71,7 @@ def _scene(rng: np.random.Generator, height: int, width: int, max_objects: int):
     objects, placed = [], []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):
-            radius = rng.uniform(0.08, 0.22) * min(height, width)
+            radius = rng.uniform(*object_size) * min(height, width)
             cx, cy = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
             if all(math.hypot(cx - x, cy - y) > radius + r + 2 for x, y, r in placed):
                 break
@@ -91,13 +91,13 @@ def _scene(rng: np.random.Generator, height: int, width: int, max_objects: int):
 
 
 def _write_coco(root: Path, split: str, count: int, rng: np.random.Generator, size: tuple[int, int],
-                max_objects: int) -> None:
+                max_objects: int, object_size: tuple[float, float]) -> None:
     image_dir = root / f'{split}2017'
     image_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for index in range(count):
         height, width = size
-        image, objects, _ = _scene(rng, height, width, max_objects)
+        image, objects, _ = _scene(rng, height, width, max_objects, object_size)
         name = f'{index:06d}.jpg'
         image.save(image_dir / name, quality=92)
         images.append(dict(id=index + 1, file_name=name, height=height, width=width))
@@ -114,12 +114,12 @@ def _write_coco(root: Path, split: str, count: int, rng: np.random.Generator, si
 
 
 def _write_ade(root: Path, split: str, count: int, rng: np.random.Generator, size: tuple[int, int],
-               max_objects: int) -> None:
+               max_objects: int, object_size: tuple[float, float]) -> None:
     image_dir, ann_dir = root / 'images' / split, root / 'annotations' / split
     image_dir.mkdir(parents=True, exist_ok=True)
     ann_dir.mkdir(parents=True, exist_ok=True)
     for index in range(count):
-        image, _, label = _scene(rng, *size, max_objects)
+        image, _, label = _scene(rng, *size, max_objects, object_size)
         image.save(image_dir / f'shapes_{index:06d}.jpg', quality=92)
         label.save(ann_dir / f'shapes_{index:06d}.png')
 
@@ -138,17 +138,23 @@ def _write_imagenet(root: Path, split: str, per_class: int, rng: np.random.Gener
 
 
 def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', 'ade', 'imagenet'),
-                    num_train: int = 200, num_val: int = 50, image_size: tuple[int, int] = (256, 320),
-                    cls_per_class: Optional[int] = None, cls_size: int = 96, max_objects: int = 4,
-                    seed: int = 0, progress: Callable[[str], None] = print) -> Path:
-    """Write the synthetic datasets under ``root`` (see the module docstring); returns ``root``."""
+                    num_train: int = 200, num_val: int = 50, image_size: tuple[int, int] = (64, 64),
+                    cls_per_class: Optional[int] = None, cls_size: int = 64, max_objects: int = 3,
+                    object_size: tuple[float, float] = (0.2, 0.35), seed: int = 0,
+                    progress: Callable[[str], None] = print) -> Path:
+    """Write the synthetic datasets under ``root`` (see the module docstring); returns ``root``.
+
+    The defaults are the sizes the ``*_shapes.py`` configs are tuned for: 64 px class images, 64x64
+    scenes of up to ``max_objects`` shapes whose radius is ``object_size`` times the short side.
+    """
     root = Path(root)
     writers = {'coco': _write_coco, 'ade': _write_ade}
     for task in tasks:
         if task not in ('coco', 'ade', 'imagenet'):
             raise ValueError(f"unknown synthetic task {task!r}; valid: 'coco', 'ade', 'imagenet'")
         params = dict(num_train=num_train, num_val=num_val, image_size=list(image_size), seed=seed,
-                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects, version=4)
+                      cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects,
+                      object_size=list(object_size), version=4)
         marker = root / task / '.complete'
         if marker.exists() and json.loads(marker.read_text()) == params:
             progress(f'synthetic {task} data present in {root / task}')
@@ -163,9 +169,9 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
                     per_class = cls_per_class if split == 'train' else max(1, cls_per_class * num_val // num_train)
                 _write_imagenet(root / task, split, per_class, rng, cls_size)
             elif task == 'coco':
-                writers[task](root / task, split, count, rng, image_size, max_objects)
+                writers[task](root / task, split, count, rng, image_size, max_objects, object_size)
             else:
                 writers[task](root / task, 'training' if split == 'train' else 'validation', count, rng,
-                              image_size, max_objects)
+                              image_size, max_objects, object_size)
         marker.write_text(json.dumps(params))
     return root

@@ -1,7 +1,8 @@
-# Schedule and runtime of the segmentation runs on the synthetic shapes set (a few CPU minutes).
+# Schedule and runtime of the segmentation runs on the synthetic shapes set (about three CPU minutes at batch
+# 16 of 64x64 scenes): AdamW lr 1e-3, poly decay over 400 iterations.
 _base_ = ['./seg_40k_adamw.py', '../default_runtime_seg.py']
-max_iters = 300
-optim_wrapper = dict(optimizer=dict(lr=6e-4))
+max_iters = 400
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_iters, max_keep_ckpts=2))
