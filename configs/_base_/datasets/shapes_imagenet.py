@@ -1,4 +1,4 @@
-# The synthetic shape folders (tools/make_shapes.py), 64x64, through the ImageNet pipeline. On 400 tiny
+# The synthetic shape folders (tools/make_shapes.py), 64x64, through the ImageNet pipeline. On 4,000 tiny
 # images and a CPU-minutes schedule the ImageNet recipe's heavy augmentation (RandAugment, random erasing,
 # Mixup/CutMix) only slows learning: the pipeline keeps flips, crops and colour jitter.
 _base_ = './imagenet_timm.py'
