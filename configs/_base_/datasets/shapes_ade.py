@@ -7,7 +7,7 @@
 _base_ = './ade20k.py'
 data_root = 'data/shapes/ade'
 image_scale = (64, 64)
-crop_size = (64, 64)
+crop_size = image_scale  # no crop: the whole scene is the training input the preprocessor pads to
 metainfo = dict(classes=('background', 'circle', 'square', 'triangle', 'star'),
                 palette=[[120, 120, 120], [220, 20, 60], [0, 128, 255], [255, 200, 0], [0, 200, 80]])
 train_pipeline = [
