@@ -15,8 +15,8 @@ from .ops import ska_backend
 def deploy_model(model: torch.nn.Module, compile: bool = True) -> torch.nn.Module:
     """``model`` in its fastest inference form on this machine: eval mode, Conv-BN pairs and RepVGG
     branches fused (ours, then timm's re-parameterisable modules, so any timm model works too), and,
-    with ``compile``, a ``torch.compile`` graph with frozen weights (constants folded, oneDNN weight
-    pre-packing on CPU) in which the compiled SKA kernel stays one node.
+    with ``compile``, a :class:`FrozenGraph`: a ``torch.compile`` graph whose weights are constants
+    (folded, oneDNN weight pre-packing on CPU) and in which the compiled SKA kernel stays one node.
 
     Call the result under ``torch.inference_mode()`` (freezing applies without autograd), without
     autocast: for fp16/bf16, cast the model first (``deploy_model(model.half())``). The first
@@ -30,9 +30,33 @@ def deploy_model(model: torch.nn.Module, compile: bool = True) -> torch.nn.Modul
     model = timm.utils.reparameterize_model(fuse_model(copy.deepcopy(model).eval()))
     if reference is not None:  # some timm fuse() methods build their new layers on the CPU in fp32
         model = model.to(device=reference.device, dtype=reference.dtype)
-    if compile:
-        model = torch.compile(model, options={'freezing': True})
-    return model
+    return FrozenGraph(model) if compile else model
+
+
+class FrozenGraph(torch.nn.Module):
+    """``torch.compile(model)`` with inductor's weight freezing on for every call.
+
+    Whether parameters become graph constants is decided while dynamo traces, i.e. inside the call
+    that compiles (the first one, and each recompile for a new shape), not when ``torch.compile`` is
+    called: passed as ``torch.compile(..., options={'freezing': True})`` it reaches inductor only
+    after the weights have been made graph inputs, and nothing is frozen. So the setting is scoped
+    to each call here, and the process-wide inductor configuration is left as it was.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.compiled = torch.compile(model)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The fused eager module the graph was compiled from."""
+        return self.compiled._orig_mod
+
+    def forward(self, *args, **kwargs):
+        import torch._inductor.config
+
+        with torch._inductor.config.patch(freezing=True):
+            return self.compiled(*args, **kwargs)
 
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_size: tuple[int, int] = (224, 224),

@@ -26,7 +26,7 @@ def randomise_batch_norms(model: torch.nn.Module) -> None:
                     tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
 
 
-def test_deploy_model_is_compiled_and_matches_the_unfused_model():
+def test_deploy_model_is_a_frozen_graph_and_matches_the_unfused_model():
     torch.manual_seed(0)
     model = timm.create_model('lsnet_t', num_classes=10, img_size=64).eval()
     randomise_batch_norms(model)
@@ -35,10 +35,18 @@ def test_deploy_model_is_compiled_and_matches_the_unfused_model():
     with torch.inference_mode():
         want = model(x)
     deployed = lsnet.deploy_model(model)
-    assert isinstance(deployed, torch._dynamo.eval_frame.OptimizedModule)  # a compiled graph runs
-    assert not any(hasattr(m, 'fuse') for m in deployed._orig_mod.modules())  # everything fused
+    assert isinstance(deployed.compiled, torch._dynamo.eval_frame.OptimizedModule)
+    assert not any(hasattr(m, 'fuse') for m in deployed.model.modules())  # everything fused
     with torch.inference_mode():
-        got = deployed(x)
+        got = deployed(x)  # compiles
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            deployed(x)
+    ran = {event.name for event in profile.events()}
+    # frozen: the convolutions run oneDNN kernels on weights packed at compile time, none takes its
+    # weight as an input (which is what an unfrozen graph calls)
+    assert 'mkldnn::_convolution_pointwise' in ran, sorted(ran)
+    assert not ran & {'aten::convolution', 'aten::mkldnn_convolution'}, sorted(ran)
+    assert not torch._inductor.config.freezing  # scoped to the calls
     error = ((got - want).abs().max() / want.abs().max()).item()
     assert error < 1e-4, error
     # the user's model is untouched: same modules, same weights
