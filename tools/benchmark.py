@@ -149,6 +149,9 @@ def onnxruntime_call(model: torch.nn.Module, x: torch.Tensor, onnx_path: str) ->
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = torch.get_num_threads()
+    # idle worker threads block instead of spinning: a spinning pool would take the cores from the
+    # rows measured after this one in the interleaved rounds
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     feed = {'images': x.cpu().numpy()}
     return lambda: session.run(None, feed)
@@ -240,6 +243,7 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
         peaks = dict.fromkeys(entries, float('nan'))
         for round_index in range(args.rounds):
             for label, step in entries.items():
+                step()  # untimed: the first call after another row's runs on caches that row filled
                 with PeakMemory(device) as peak:
                     seconds = time_call(step, device, args.min_time / args.rounds, 0.0, min_iters=1)
                 speeds[label].append(batch / seconds)
