@@ -241,6 +241,22 @@ class TestCompiledCPU:
         w = torch.randn(2, 2, 9, 4, 5, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(ska_cpu, (x, w))
 
+    def test_custom_op_only_where_autograd_or_tracing_needs_it(self):
+        x = torch.randn(2, 16, 6, 6, requires_grad=True)
+        w = torch.randn(2, 2, 9, 6, 6, requires_grad=True)
+
+        def ops_run(grad: bool):
+            with ska_backend('cpp'), torch.set_grad_enabled(grad), \
+                    torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+                out = ska(x, w)
+            return out, {event.name for event in profile.events()}
+
+        out, ran = ops_run(grad=False)  # inference: the kernel directly, same result
+        assert not any('ska_cpu' in name for name in ran) and not out.requires_grad
+        torch.testing.assert_close(out, ska_torch(x, w).detach())
+        out, ran = ops_run(grad=True)  # training: the op, so autograd has its backward
+        assert any('ska_cpu' in name for name in ran) and out.grad_fn is not None
+
     def test_auto_dispatch_and_compile(self):
         x, w = torch.randn(1, 16, 6, 6), torch.randn(1, 2, 9, 6, 6)
         with ska_backend('cpp'):

@@ -165,6 +165,8 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
     if variant:  # the swapped SKA must stay in place while this model runs
         model = VariantModel(model, variant)
     if args.mode == 'train':
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         fwd = torch.compile(model) if args.compile else model
         return classifier_train_step(model.train(), fwd, x, amp_dtype)
     if path == 'onnxruntime':
