@@ -257,7 +257,9 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
           f'channels_last={args.channels_last}, {torch.get_num_threads()} threads, '
           f'device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}; '
           f'median of {args.rounds} interleaved rounds')
-    memory = 'peak GiB allocated' if device.type == 'cuda' else 'peak RSS growth GiB (onnxruntime: first run)'
+    memory = 'peak GiB allocated' if device.type == 'cuda' else 'peak RSS growth GiB'
+    if 'onnxruntime' in paths:
+        memory += ' (onnxruntime: first run)'
     print(f'| model | img/s | spread (min-max) | {memory} | ratio to {base_label} |\n|---|---|---|---|---|')
     for label, values in speeds.items():
         median = statistics.median(values)
