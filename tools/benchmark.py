@@ -246,6 +246,7 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
         for round_index in range(args.rounds):
             for label, step in entries.items():
                 step()  # untimed: the first call after another row's runs on caches that row filled
+                synchronize(device)  # and none of its GPU work runs into the timed calls
                 with PeakMemory(device) as peak:
                     seconds = time_call(step, device, args.min_time / args.rounds, 0.0, min_iters=1)
                 speeds[label].append(batch / seconds)
