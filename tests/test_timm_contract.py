@@ -2,6 +2,7 @@
 the pretrained-cfg fields, pooling removal, feature extraction (getter and FX), the keyword
 arguments of timm's train.py, activation checkpointing, layer-wise LR decay groups, pretrained
 loading (in_chans adaptation, Hugging Face hub offline)."""
+import copy
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import timm
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-import lsnet  # noqa: F401
+import lsnet
 
 from reference_weights import write_released_checkpoint
 
@@ -102,6 +103,44 @@ def test_fx_backward_and_timm_fx_features(name):
     with torch.no_grad():
         maps = features(torch.randn(1, 3, 96, 160))
     assert [m.shape[1] for m in maps] == features.feature_info.channels()
+
+
+@pytest.mark.parametrize('name', SMALL)
+def test_torchscript_matches_eager_saves_and_trains(name, tmp_path):
+    """timm's torchscript tests: ``torch.jit.script`` of the model (also fused, also after FX), saved
+    and loaded, gives the eager outputs at the training and at a non-square size, and backpropagates."""
+    from timm.layers import set_scriptable
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+    with set_scriptable(True):
+        model = timm.create_model(name, num_classes=7).eval()
+    scripted = torch.jit.script(model)
+    torch.jit.save(scripted, str(tmp_path / 'model.pt'))
+    loaded = torch.jit.load(str(tmp_path / 'model.pt'))
+    fused = torch.jit.script(lsnet.fuse_model(copy.deepcopy(model)))
+    _, eval_nodes = get_graph_node_names(model)
+    traced = torch.jit.script(create_feature_extractor(model, return_nodes={eval_nodes[-1]: 'out'}))
+    for size in ((224, 224), (96, 160)):
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            expected = model(x)
+            for compiled in (scripted, loaded, fused):
+                torch.testing.assert_close(compiled(x), expected, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(traced(x)['out'], expected, rtol=1e-4, atol=1e-4)
+    # In float64, so that gradients which nearly cancel compare too.
+    model.double()
+    scripted = torch.jit.script(model)
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    gradients = []
+    for module in (model.train(), scripted.train()):  # the scripted module shares the parameters
+        model.zero_grad(set_to_none=True)
+        module(x).square().mean().backward()
+        gradients.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    assert gradients[0].keys() == dict(model.named_parameters()).keys()
+    for key, expected in gradients[0].items():
+        torch.testing.assert_close(gradients[1][key], expected, rtol=1e-7, atol=1e-10, msg=key)
+    dense = lsnet.LSNet('t', out_indices=(1, 2)) if name.startswith('lsnet') else lsnet.VAN('b0', out_indices=(1, 2))
+    with pytest.raises(RuntimeError, match=r'out_indices=\(1, 2\)'):
+        torch.jit.script(dense)
 
 
 @pytest.mark.parametrize('name', SMALL)

@@ -197,6 +197,11 @@ class DenseBackbone(nn.Module):
     def forward_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward_stages_by_name(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem and every stage, each module named in the code: TorchScript's path, which cannot
+        look a stage up by its index. Same result as the eager path; no activation checkpointing."""
+        raise NotImplementedError
+
     def stage_modules(self, index: int) -> List[nn.Module]:
         """The modules ``frozen_stages`` freezes for stage ``index`` (-1: the stem)."""
         raise NotImplementedError
@@ -222,6 +227,8 @@ class DenseBackbone(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's map, (B, num_features, H / stride, W / stride)."""
+        if torch.jit.is_scripting():
+            return self.forward_stages_by_name(x)
         x = self.forward_stem(x)
         for index in range(self.num_stages):
             x = self.forward_stage(index, x)
@@ -247,6 +254,15 @@ class DenseBackbone(nn.Module):
         if self.out_indices is not None:
             return self.forward_dense(x)
         return self.forward_head(self.forward_features(x))
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` compiles the classification forward (logits, or the pooled or unpooled
+        last map without a head); the dense forward returns a tuple as long as ``out_indices``."""
+        if self.out_indices is not None:
+            raise RuntimeError(f'{type(self).__name__}: TorchScript compiles the classification forward only; '
+                               f'this model has out_indices={self.out_indices}. Script a model built '
+                               'without out_indices, or use torch.compile / torch.export.')
+        return self
 
     # -- timm model API -------------------------------------------------------------------------
     @torch.jit.ignore

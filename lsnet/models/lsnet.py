@@ -4,7 +4,7 @@ One implementation for ImageNet classification (timm API, distillation head) and
 (OpenMMLab backbone knobs). Module and parameter names follow the released checkpoints, so those
 load unchanged. The stage-4 attention bias follows the actual token grid, so any input size works.
 """
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -108,19 +108,19 @@ class LKP(nn.Module):
 
     def __init__(self, dim: int, large_kernel: int = 7, small_kernel: int = 3, groups_divisor: int = 8):
         super().__init__()
-        self.small_kernel = small_kernel
+        self.kernel_area = small_kernel * small_kernel  # an int also under TorchScript, where int ** int is float
         self.num_groups = dim // groups_divisor
         self.cv1 = ConvBN(dim, dim // 2)
         self.act = nn.ReLU()
         self.cv2 = ConvBN(dim // 2, dim // 2, large_kernel, 1, large_kernel // 2, groups=dim // 2)
         self.cv3 = ConvBN(dim // 2, dim // 2)
-        self.cv4 = nn.Conv2d(dim // 2, small_kernel ** 2 * self.num_groups, 1)
-        self.norm = nn.GroupNorm(self.num_groups, small_kernel ** 2 * self.num_groups)
+        self.cv4 = nn.Conv2d(dim // 2, self.kernel_area * self.num_groups, 1)
+        self.norm = nn.GroupNorm(self.num_groups, self.kernel_area * self.num_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         x = self.act(self.cv3(self.cv2(self.act(self.cv1(x)))))
-        return self.norm(self.cv4(x)).view(b, self.num_groups, self.small_kernel ** 2, h, w)
+        return self.norm(self.cv4(x)).view(b, self.num_groups, self.kernel_area, h, w)
 
 
 class LSConv(nn.Module):
@@ -150,7 +150,10 @@ def grid_attention_bias(biases: torch.Tensor, trained_index: torch.Tensor, r: in
     (heads, r * r) offsets trained on an r x r grid. Wrapped for FX: the branch depends on the
     input's size, so a traced graph keeps calling this function instead of freezing one branch."""
     heads = biases.shape[0]
-    if (height, width) == (r, r) and not torch.onnx.is_in_onnx_export():
+    exporting = False
+    if not torch.jit.is_scripting():  # TorchScript cannot compile the ONNX check
+        exporting = torch.onnx.is_in_onnx_export()
+    if (height, width) == (r, r) and not exporting:
         return biases[:, trained_index]
     # Also the export path at r x r: bicubic resizing to the same size is an exact copy.
     table = F.interpolate(biases.view(1, heads, r, r), size=(height, width), mode='bicubic',
@@ -330,6 +333,9 @@ class LSNet(DenseBackbone):
             x = self.run_block(layer, x)
         return x
 
+    def forward_stages_by_name(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks4(self.blocks3(self.blocks2(self.blocks1(self.patch_embed(x)))))
+
     def stage_modules(self, index: int) -> list[nn.Module]:
         return [self.patch_embed] if index < 0 else [getattr(self, f'blocks{index + 1}')]
 
@@ -346,7 +352,7 @@ class LSNet(DenseBackbone):
         if self.head_dist is None:
             return logits
         logits_dist = self.head_dist(x)
-        if self.training and self.distilled_training and not torch.jit.is_scripting():
+        if not torch.jit.is_scripting() and self.training and self.distilled_training:
             return logits, logits_dist
         return (logits + logits_dist) / 2
 

@@ -9,6 +9,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
@@ -100,7 +101,7 @@ class StageNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        x = super().forward(x.flatten(2).transpose(1, 2))
+        x = F.layer_norm(x.flatten(2).transpose(1, 2), self.normalized_shape, self.weight, self.bias, self.eps)
         return x.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -240,6 +241,21 @@ class VAN(DenseBackbone):
         for block in getattr(self, f'block{index + 1}'):
             x = self.run_block(block, x)
         return getattr(self, f'norm{index + 1}')(x)
+
+    def forward_stages_by_name(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed1(x)
+        for block in self.block1:
+            x = block(x)
+        x = self.patch_embed2(self.norm1(x))
+        for block in self.block2:
+            x = block(x)
+        x = self.patch_embed3(self.norm2(x))
+        for block in self.block3:
+            x = block(x)
+        x = self.patch_embed4(self.norm3(x))
+        for block in self.block4:
+            x = block(x)
+        return self.norm4(x)
 
     def stage_modules(self, index: int) -> list[nn.Module]:
         if index < 0:

@@ -71,7 +71,8 @@ def _check_shapes(x: torch.Tensor, w: torch.Tensor) -> None:
 
 def ska_torch(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Plain PyTorch SKA: nine shifted multiply-accumulates, no unfolded copy of ``x``."""
-    _check_shapes(x, w)
+    if not torch.jit.is_scripting():
+        _check_shapes(x, w)
     if w.dtype != x.dtype:
         w = w.to(x.dtype)
     b, c, h, wd = x.shape
@@ -125,11 +126,19 @@ def resolve_backend(x: torch.Tensor, w: torch.Tensor) -> str:
 
 
 def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """SKA with the selected backend (see module docstring). Differentiable in x and w."""
+    """SKA with the selected backend (see module docstring). Differentiable in x and w. A TorchScript
+    model runs the torch path."""
+    if torch.jit.is_scripting():
+        return ska_torch(x, w)
     _check_shapes(x, w)
     backend = resolve_backend(x, w)
     if backend == 'torch':
         return ska_torch(x, w)
+    return _ska_compiled(backend, x, w)
+
+
+def _ska_compiled(backend: str, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The 'cpp' or 'triton' kernels (their imports keep :func:`ska` parseable by TorchScript)."""
     if w.dtype != x.dtype:  # autocast leaves GroupNorm outputs (w) in fp32
         w = w.to(x.dtype)
     if backend == 'cpp':
