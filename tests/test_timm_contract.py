@@ -141,6 +141,9 @@ def test_torchscript_matches_eager_saves_and_trains(name, tmp_path):
     dense = lsnet.LSNet('t', out_indices=(1, 2)) if name.startswith('lsnet') else lsnet.VAN('b0', out_indices=(1, 2))
     with pytest.raises(RuntimeError, match=r'out_indices=\(1, 2\)'):
         torch.jit.script(dense)
+    model.set_grad_checkpointing(True)
+    with pytest.raises(RuntimeError, match='set_grad_checkpointing'):
+        torch.jit.script(model)
 
 
 @pytest.mark.parametrize('name', SMALL)

@@ -258,10 +258,14 @@ class DenseBackbone(nn.Module):
     def __prepare_scriptable__(self) -> nn.Module:
         """``torch.jit.script`` compiles the classification forward (logits, or the pooled or unpooled
         last map without a head); the dense forward returns a tuple as long as ``out_indices``."""
+        name = type(self).__name__
         if self.out_indices is not None:
-            raise RuntimeError(f'{type(self).__name__}: TorchScript compiles the classification forward only; '
-                               f'this model has out_indices={self.out_indices}. Script a model built '
-                               'without out_indices, or use torch.compile / torch.export.')
+            raise RuntimeError(f'{name}: TorchScript compiles the classification forward only; this model '
+                               f'has out_indices={self.out_indices}. Script a model built without '
+                               'out_indices, or use torch.compile / torch.export.')
+        if self.grad_checkpointing:
+            raise RuntimeError(f'{name}: activation checkpointing (with_cp / set_grad_checkpointing) does not '
+                               'run under TorchScript; call set_grad_checkpointing(False) before scripting.')
         return self
 
     # -- timm model API -------------------------------------------------------------------------
