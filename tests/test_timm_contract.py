@@ -1,7 +1,7 @@
 """The contracts timm's users and timm's own tooling rely on, checked on every registered variant:
 the pretrained-cfg fields, pooling removal, feature extraction (getter and FX), the keyword
 arguments of timm's train.py, activation checkpointing, layer-wise LR decay groups, pretrained
-loading (in_chans adaptation, Hugging Face hub offline)."""
+loading (in_chans adaptation, Hugging Face hub offline), TorchScript."""
 import copy
 import json
 import os

@@ -1,12 +1,13 @@
 """What LSNet and VAN share: one backbone base class for classification (timm's model API) and
 dense prediction (OpenMMLab's backbone knobs).
 
-A subclass builds its layers and describes them through four hooks: ``forward_stem(x)``,
+A subclass builds its layers and describes them through five hooks: ``forward_stem(x)``,
 ``forward_stage(index, x)`` (running its blocks through ``run_block`` so that activation
-checkpointing applies), ``stage_modules(index)`` (what ``frozen_stages`` freezes) and
-``make_head(num_classes)``. Everything else lives here once: the forward passes, the classifier
-head and pooling, ``forward_intermediates`` and pruning, activation checkpointing, freezing,
-``norm_eval``, the norm-layer choice and ``init_cfg``.
+checkpointing applies), ``forward_stages_by_name(x)`` (the same stem and stages with every module
+named in the code, the path TorchScript compiles), ``stage_modules(index)`` (what ``frozen_stages``
+freezes) and ``make_head(num_classes)``. Everything else lives here once: the forward passes, the
+classifier head and pooling, ``forward_intermediates`` and pruning, activation checkpointing,
+freezing, ``norm_eval``, the norm-layer choice, ``init_cfg`` and what ``torch.jit.script`` refuses.
 """
 import difflib
 import inspect
