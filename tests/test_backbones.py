@@ -246,3 +246,54 @@ def test_large_van_variants_build_and_run(arch):
     classifier = timm.create_model(f'van_{arch}', num_classes=7).eval()
     with torch.no_grad():
         assert classifier(torch.randn(2, 3, 64, 64)).shape == (2, 7)
+
+
+def conv_input_layouts(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> set:
+    """Run ``model(x)`` and return the memory formats its spatial convolutions received."""
+    seen = set()
+
+    def record(module, inputs):
+        tensor = inputs[0]
+        if tensor.shape[-1] > 1 and tensor.shape[1] > 1:  # 1x1 maps and one channel fit both formats
+            seen.add('channels_last' if tensor.stride(1) == 1 else 'nchw')  # also for channel slices
+    handles = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        model(x, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def test_lsnet_runs_channels_last_on_cpu_and_returns_the_input_layout():
+    torch.manual_seed(0)
+    model = build('lsnet_t', num_classes=10, drop_rate=0.0).train()
+    x = torch.randn(4, 3, 96, 128)
+    target = torch.randint(0, 10, (4,))
+    # every convolution gets channels-last input on CPU: also after SKA and attention, which make NCHW maps
+    assert conv_input_layouts(model, x) == {'channels_last'}
+    results = {}
+    for channels_last in (True, False):
+        model.cpu_channels_last = channels_last
+        model.zero_grad()
+        with torch.random.fork_rng():
+            logits = model(x)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        results[channels_last] = (logits.detach(), [p.grad.clone() for p in model.parameters()])
+    assert conv_input_layouts(model, x) == {'nchw'}
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-4, atol=1e-5)
+    # gradients agree to fp32 rounding (sums in another order); those of the BN biases that another BN
+    # cancels are rounding noise around 0 (norm ~1e-7) and are left out per tensor
+    grads, grads_nchw = results[True][1], results[False][1]
+    assert rel_err(torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in grads_nchw])) < 1e-4
+    assert max(rel_err(got, want) for got, want in zip(grads, grads_nchw) if want.norm() > 1e-3) < 1e-3
+    model.cpu_channels_last = True
+    # the maps a user gets keep the layout of the input
+    model.eval()
+    dense = LSNet('t', out_indices=(0, 1, 2, 3)).eval()
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl = x.contiguous(memory_format=layout)
+        maps = [model.forward_features(xl), *dense(xl), *model.forward_intermediates(xl, intermediates_only=True)]
+        assert all(m.is_contiguous(memory_format=layout) for m in maps)
+    # float64 has no oneDNN convolutions: it keeps NCHW
+    assert conv_input_layouts(model.double(), x.double()) == {'nchw'}

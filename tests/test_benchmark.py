@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mm_helpers import ROOT, run_tool
+from test_backbones import conv_input_layouts
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -50,11 +51,15 @@ def test_models_rejects_arguments_it_would_ignore(extra, message):
     assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
 
 
-def test_released_ska_restatement_equals_ska():
+def load_tool():
     spec = importlib.util.spec_from_file_location('benchmark_tool', ROOT / 'tools' / 'benchmark.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    released_ska = tool.released_ska
+    return tool
+
+
+def test_released_ska_restatement_equals_ska():
+    released_ska = load_tool().released_ska
     from lsnet.ops.ska import ska_torch
     x, w = torch.randn(2, 32, 5, 7, dtype=torch.float64), torch.randn(2, 4, 9, 5, 7, dtype=torch.float64)
     torch.testing.assert_close(released_ska(x, w), ska_torch(x, w), rtol=1e-12, atol=1e-12)
@@ -78,3 +83,25 @@ def test_dense_inference_and_training_step():
                        'configs/sem_fpn/fpn_lsnet-t_40k_ade20k.py', '--dense-scale', '0.25', '--batch', '1',
                        '--min-time', '0.1', '--warmup', '0.02'])
     assert '| retinanet_lsnet-t_fpn_1x_coco |' in result.stdout and '| fpn_lsnet-t_40k_ade20k |' in result.stdout
+
+
+def test_released_baseline_runs_the_released_ska_in_nchw():
+    """``:released`` is LSNet as the released code runs it: unfold SKA, and NCHW convolutions on CPU
+    (our LSNet converts to channels-last)."""
+    import timm
+    from lsnet.models import lsnet as lsnet_module
+    tool = load_tool()
+    model = timm.create_model('lsnet_t', num_classes=10).eval()
+    assert conv_input_layouts(model, torch.randn(2, 3, 64, 64)) == {'channels_last'}
+    calls = []
+
+    def counting_released_ska(x, w):
+        calls.append(x.shape)
+        return tool.released_ska(x, w)
+    tool.SKA_VARIANTS['released'] = counting_released_ska
+    baseline = tool.VariantModel(model, 'released')
+    with torch.no_grad():
+        assert conv_input_layouts(baseline, torch.randn(2, 3, 64, 64)) == {'nchw'}
+    assert len(calls) == 5  # LSNet-T's five LS convolutions
+    assert lsnet_module.ska is not counting_released_ska  # restored after the call
+

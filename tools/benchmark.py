@@ -9,7 +9,8 @@ GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32. ``--paths`` adds the de
 ``deploy`` (``lsnet.deploy_model``: fused, compiled, frozen) and ``onnxruntime`` (exported, CPU):
     python tools/benchmark.py models --models lsnet_t efficientvit_m4 --paths eager deploy onnxruntime
 A training step (forward + backward + AdamW; batch 256 on GPU, 32 on CPU); ``<name>:released`` is
-LSNet with the released code's unfold SKA (restated in plain PyTorch), the baseline to beat:
+LSNet as the released code runs it: its unfold SKA (restated in plain PyTorch), and the input's
+memory layout throughout (NCHW unless --channels-last), the baseline to beat:
     python tools/benchmark.py models --mode train --models lsnet_t lsnet_t:released efficientvit_m4
 Activation checkpointing (the backbones' ``with_cp``): the memory autograd saves for the backward
 pass, and the step time, with it off and on:
@@ -188,7 +189,8 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
 
 
 class VariantModel(torch.nn.Module):
-    """Runs the wrapped model inside :func:`model_variant` (``:released``)."""
+    """Runs the wrapped model inside :func:`model_variant` (``:released``), in the input's memory layout
+    as the released code does (no channels-last on CPU unless the input has it)."""
 
     def __init__(self, model: torch.nn.Module, variant: str):
         super().__init__()
@@ -196,6 +198,7 @@ class VariantModel(torch.nn.Module):
             raise SystemExit(f'unknown model variant {variant!r}: valid "<name>:{"|".join(SKA_VARIANTS)}"')
         if not any(isinstance(module, LSConv) for module in model.modules()):
             raise SystemExit(f'":{variant}" swaps the SKA of LSNet models; {type(model).__name__} has none')
+        model.cpu_channels_last = False
         self.model, self.variant = model, variant
 
     def forward(self, x):

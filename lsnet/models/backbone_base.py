@@ -26,6 +26,25 @@ GLOBAL_POOLS = ('avg', '')
 NORM_TYPES = ('BN', 'SyncBN', 'GN')
 
 
+@torch.fx.wrap
+def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory format where oneDNN runs the convolutions (a float32 or bfloat16
+    4-D CPU tensor), else ``x`` itself. Only the memory layout changes, not the values. Wrapped for
+    FX: tracing records the call instead of freezing one branch."""
+    if x.dim() == 4 and x.device.type == 'cpu' and (x.dtype == torch.float32 or x.dtype == torch.bfloat16):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.fx.wrap
+def in_layout_of(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory format of ``reference`` (channels-last or contiguous)."""
+    if reference.dim() == 4 and not reference.is_contiguous() \
+            and reference.is_contiguous(memory_format=torch.channels_last):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
+
+
 def resolve_arch(arch: Union[str, Mapping[str, Any]], arch_settings: Mapping[str, Mapping[str, Any]],
                  essential_keys: Sequence[str], model_name: str,
                  aliases: Mapping[str, str] = {}) -> Tuple[Optional[str], dict]:
@@ -220,6 +239,15 @@ class DenseBackbone(nn.Module):
     classifier_prefixes: Tuple[str, ...] = ('head.',)
 
     # -- running blocks -------------------------------------------------------------------------
+    # On CPU, oneDNN's convolutions run 1.2-3x faster (forward and backward) on channels-last tensors
+    # than on NCHW ones; a subclass whose blocks keep that layout sets this, and its stem then receives
+    # the input in channels-last format. The maps the model returns have the input's format.
+    cpu_channels_last: bool = False
+
+    def conv_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The input as the stem receives it: channels-last on CPU when ``cpu_channels_last``."""
+        return channels_last_on_cpu(x) if self.cpu_channels_last else x
+
     def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """One block, under activation checkpointing when it is on and gradients are recorded."""
         if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
@@ -229,11 +257,11 @@ class DenseBackbone(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's map, (B, num_features, H / stride, W / stride)."""
         if torch.jit.is_scripting():
-            return self.forward_stages_by_name(x)
-        x = self.forward_stem(x)
+            return in_layout_of(self.forward_stages_by_name(self.conv_layout(x)), x)
+        out = self.forward_stem(self.conv_layout(x))
         for index in range(self.num_stages):
-            x = self.forward_stage(index, x)
-        return x
+            out = self.forward_stage(index, out)
+        return in_layout_of(out, x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
         if self.global_pool == 'avg':
@@ -244,11 +272,11 @@ class DenseBackbone(nn.Module):
 
     def forward_dense(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []
-        x = self.forward_stem(x)
+        out = self.forward_stem(self.conv_layout(x))
         for index in range(max(self.out_indices) + 1):
-            x = self.forward_stage(index, x)
+            out = self.forward_stage(index, out)
             if index in self.out_indices:
-                outs.append(x)
+                outs.append(in_layout_of(out, x))
         return tuple(outs)
 
     def forward(self, x: torch.Tensor):
@@ -311,13 +339,13 @@ class DenseBackbone(nn.Module):
                              'its stage maps are returned as they are')
         take, max_index = feature_take_indices(self.num_stages, indices)
         intermediates = []
-        x = self.forward_stem(x)
+        out = self.forward_stem(self.conv_layout(x))
         last = max_index if stop_early else self.num_stages - 1
         for index in range(last + 1):
-            x = self.forward_stage(index, x)
+            out = self.forward_stage(index, out)
             if index in take:
-                intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
+                intermediates.append(in_layout_of(out, x))
+        return intermediates if intermediates_only else (in_layout_of(out, x), intermediates)
 
     def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> List[int]:

@@ -13,12 +13,15 @@ from timm.layers import DropPath, SqueezeExcite, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..ops import ska
-from .backbone_base import DenseBackbone, fuse_conv_bn, merge_bn_args, reject_unknown_kwargs, resolve_arch
+from .backbone_base import (DenseBackbone, fuse_conv_bn, in_layout_of, merge_bn_args, reject_unknown_kwargs,
+                            resolve_arch)
 from ..checkpoint import unwrap_if_wrapped
 from .variants import LSNET_ARCHS
 
-# SKA dispatches on dtype and device in Python: FX tracing records it as one call instead.
+# SKA dispatches on dtype and device in Python, the layout on the input's strides: FX tracing records
+# each as one call instead.
 torch.fx.wrap('ska')
+torch.fx.wrap('in_layout_of')
 
 __all__ = ['LSNet']
 
@@ -124,7 +127,7 @@ class LKP(nn.Module):
 
 
 class LSConv(nn.Module):
-    """LS convolution: ``bn(SKA(x, LKP(x))) + x``."""
+    """LS convolution: ``bn(SKA(x, LKP(x))) + x``; the SKA output takes x's memory layout."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -132,7 +135,7 @@ class LSConv(nn.Module):
         self.bn = nn.BatchNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(ska(x, self.lkp(x))) + x
+        return self.bn(in_layout_of(ska(x, self.lkp(x)), x)) + x
 
 
 def attention_offset_index(height: int, width: int) -> torch.Tensor:
@@ -199,8 +202,8 @@ class Attention(nn.Module):
         v = v.reshape(b, self.num_heads, -1, n)
         attn = (q.transpose(-2, -1) @ k) * self.scale + self.attention_bias(h, w)
         attn = attn.softmax(dim=-1)
-        x = (v @ attn.transpose(-2, -1)).reshape(b, -1, h, w)
-        return self.proj(x)
+        out = (v @ attn.transpose(-2, -1)).reshape(b, -1, h, w)
+        return self.proj(in_layout_of(out, x))
 
 
 class Block(nn.Module):
@@ -258,6 +261,10 @@ class LSNet(DenseBackbone):
         drop_block_rate (float | None): timm's DropBlock rate; LSNet has no DropBlock, so only None
             or 0 are accepted. Default: None.
 
+    On CPU (float32 or bfloat16), the network runs in channels-last memory format, oneDNN's fast layout
+    for convolutions; the maps it returns have the input's format. ``model.cpu_channels_last = False``
+    keeps the input's format throughout.
+
     Example:
         >>> model = LSNet('t', out_indices=(0, 1, 2, 3)).eval()
         >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 200, 312))]
@@ -267,6 +274,7 @@ class LSNet(DenseBackbone):
     arch_settings = LSNET_ARCHS
     essential_keys = ('embed_dims', 'depths', 'num_heads')
     classifier_prefixes = ('head.', 'head_dist.')
+    cpu_channels_last = True  # every block keeps the layout it receives (see DenseBackbone)
     first_conv = 'patch_embed.0.c'
     stem_pattern = r'^patch_embed'
     stage_pattern = r'^blocks(\d+)'
