@@ -179,6 +179,7 @@ class DenseBackbone(nn.Module):
                     with_cp: bool, num_classes: int, global_pool: str, head_drop_rate: float) -> None:
         """Check and store the arguments shared by every backbone (call before building layers)."""
         name = type(self).__name__
+        self.cpu_channels_last = type(self).cpu_channels_last  # on the instance, where TorchScript reads it
         self.out_indices = check_out_indices(out_indices, self.num_stages, name)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'{name}: frozen_stages={frozen_stages!r}; valid: -1 (none), 0 (stem) '
@@ -239,7 +240,7 @@ class DenseBackbone(nn.Module):
     classifier_prefixes: Tuple[str, ...] = ('head.',)
 
     # -- running blocks -------------------------------------------------------------------------
-    # On CPU, oneDNN's convolutions run 1.2-3x faster (forward and backward) on channels-last tensors
+    # On CPU, oneDNN's convolutions run 1.1-3x faster (forward and backward) on channels-last tensors
     # than on NCHW ones; a subclass whose blocks keep that layout sets this, and its stem then receives
     # the input in channels-last format. The maps the model returns have the input's format.
     cpu_channels_last: bool = False
