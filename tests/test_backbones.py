@@ -248,7 +248,7 @@ def test_large_van_variants_build_and_run(arch):
         assert classifier(torch.randn(2, 3, 64, 64)).shape == (2, 7)
 
 
-def conv_input_layouts(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> set:
+def conv_input_layouts(model: torch.nn.Module, x: torch.Tensor) -> set:
     """Run ``model(x)`` and return the memory formats its spatial convolutions received."""
     seen = set()
 
@@ -258,7 +258,7 @@ def conv_input_layouts(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> set
             seen.add('channels_last' if tensor.stride(1) == 1 else 'nchw')  # also for channel slices
     handles = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     try:
-        model(x, **kwargs)
+        model(x)
     finally:
         for handle in handles:
             handle.remove()

@@ -104,4 +104,3 @@ def test_released_baseline_runs_the_released_ska_in_nchw():
         assert conv_input_layouts(baseline, torch.randn(2, 3, 64, 64)) == {'nchw'}
     assert len(calls) == 5  # LSNet-T's five LS convolutions
     assert lsnet_module.ska is not counting_released_ska  # restored after the call
-
