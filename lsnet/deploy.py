@@ -63,9 +63,10 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_size: tup
                 dynamic: bool = True, opset: int = 17, fuse: bool = True) -> str:
     """Export ``model`` (classifier, or backbone built with ``out_indices``) to ONNX.
 
-    The SKA operator exports through its plain PyTorch form (pads, slices, multiply-adds), which every
-    ONNX runtime runs. With ``dynamic`` the batch and spatial sizes are free; the attention bias is
-    exported in its resizable form, so any input size gives the PyTorch result.
+    The SKA operator exports as standard ONNX operators (one pad, nine slices, multiply-adds:
+    :func:`lsnet.ops.ska.ska_flat`), which every ONNX runtime runs. With ``dynamic`` the batch and
+    spatial sizes are free; the attention bias is exported in its resizable form, so any input size
+    gives the PyTorch result.
     """
     model = model.eval()
     if fuse:

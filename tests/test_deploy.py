@@ -1,4 +1,5 @@
 import copy
+import importlib
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 import lsnet
 from lsnet.deploy import export_onnx
+from lsnet.models.lsnet import LSConv
 
 
 @pytest.fixture
@@ -55,9 +57,16 @@ def test_deploy_model_is_a_frozen_graph_and_matches_the_unfused_model():
 
 
 @pytest.mark.parametrize('name', ['lsnet_t', 'van_b0'])
-def test_classifier_onnx_matches_pytorch(name, tmp_path, ort):
+def test_classifier_onnx_matches_pytorch(name, tmp_path, ort, monkeypatch):
+    ska_module = importlib.import_module('lsnet.ops.ska')  # the module, not the function it exports
+    exported_ska = []
+    flat = ska_module.ska_flat
+    monkeypatch.setattr(ska_module, 'ska_flat', lambda x, w: exported_ska.append(x.shape) or flat(x, w))
     model = timm.create_model(name, num_classes=10).eval()
     path = export_onnx(model, tmp_path / f'{name}.onnx', (224, 224))
+    # every LS convolution (one per odd block of stages 1-3) exports its SKA in the flat form
+    ls_convs = sum(isinstance(m, LSConv) for m in model.modules())
+    assert len(exported_ska) == ls_convs == (5 if name == 'lsnet_t' else 0)
     session = ort.InferenceSession(path)
     x = torch.randn(3, 3, 224, 224)  # another batch size than exported
     with torch.no_grad():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lsnet.ops import ska, ska_backend, ska_torch, set_ska_backend
-from lsnet.ops.ska import resolve_backend
+from lsnet.ops.ska import resolve_backend, ska_flat
 
 
 def ska_naive(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -32,6 +32,19 @@ def test_matches_naive_loop(shape, groups):
     x = torch.randn(shape, dtype=torch.float64)
     w = torch.randn(shape[0], groups, 9, *shape[2:], dtype=torch.float64)
     torch.testing.assert_close(ska_torch(x, w), ska_naive(x, w))
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('shape,groups', [((2, 16, 5, 7), 4), ((3, 6, 1, 9), 3), ((2, 4, 9, 1), 2),
+                                          ((1, 8, 1, 1), 8), ((2, 128, 14, 14), 16)])
+def test_flat_form_gives_the_padded_view_forms_sums(shape, groups, dtype):
+    # the ONNX form reads each tap as one window of the flattened input: border taps (which would read
+    # the neighbouring row or plane) must contribute exactly nothing, so the sums match term by term
+    x = torch.randn(shape, dtype=dtype) + 3.0  # no zeros: a wrong neighbour would show
+    w = torch.randn(shape[0], groups, 9, *shape[2:], dtype=dtype)
+    assert torch.equal(ska_flat(x, w), ska_torch(x, w))
+    if dtype == torch.float64 and shape[1] <= 16:
+        torch.testing.assert_close(ska_flat(x, w), ska_naive(x, w))
 
 
 def test_groups_are_interleaved():
