@@ -2,7 +2,8 @@
 
 One implementation for ImageNet classification (timm API, distillation head) and dense prediction
 (OpenMMLab backbone knobs). Module and parameter names follow the released checkpoints, so those
-load unchanged. The stage-4 attention bias follows the actual token grid, so any input size works.
+load unchanged. The stage-4 attention bias is resized to the actual token grid, so any input size works,
+either as a table over offsets or, as the released detectors and segmenters do, as a whole matrix.
 """
 from typing import Any, List, Mapping, Optional, Sequence, Union
 
@@ -146,19 +147,33 @@ def attention_offset_index(height: int, width: int) -> torch.Tensor:
     return (ys[:, None] - ys[None, :]).abs() * width + (xs[:, None] - xs[None, :]).abs()
 
 
+# How the stage-4 attention bias, trained on an r x r token grid, reaches another grid.
+#   'table':  the (heads, r, r) table over offsets (|dy|, |dx|) is resized bicubically to the grid's
+#             offset range and indexed by offset: the bias depends only on the offset, on any grid.
+#   'matrix': the released dense-prediction form: the (heads, r*r, r*r) bias matrix of the trained grid
+#             is resized bicubically to (heads, N, N), N the token count, whatever the grid's shape.
+ATTENTION_BIAS_RESIZES = ('table', 'matrix')
+
+
 @torch.fx.wrap
 def grid_attention_bias(biases: torch.Tensor, trained_index: torch.Tensor, r: int, height: int,
-                        width: int) -> torch.Tensor:
+                        width: int, resize: str = 'table') -> torch.Tensor:
     """The (heads, N, N) attention bias of a ``height`` x ``width`` token grid from a table of
-    (heads, r * r) offsets trained on an r x r grid. Wrapped for FX: the branch depends on the
-    input's size, so a traced graph keeps calling this function instead of freezing one branch."""
+    (heads, r * r) offsets trained on an r x r grid, resized the ``resize`` way (see
+    ``ATTENTION_BIAS_RESIZES``). Both ways are exact copies on the r x r grid. Wrapped for FX: the
+    branch depends on the input's size, so a traced graph keeps calling this function instead of
+    freezing one branch."""
     heads = biases.shape[0]
     exporting = False
     if not torch.jit.is_scripting():  # TorchScript cannot compile the ONNX check
         exporting = torch.onnx.is_in_onnx_export()
+    # Under export the resizing stays in the graph for every size: resizing to the same size is a copy.
     if (height, width) == (r, r) and not exporting:
         return biases[:, trained_index]
-    # Also the export path at r x r: bicubic resizing to the same size is an exact copy.
+    if resize == 'matrix':
+        tokens = height * width
+        return F.interpolate(biases[:, trained_index].unsqueeze(0), size=(tokens, tokens), mode='bicubic',
+                             align_corners=False)[0]
     table = F.interpolate(biases.view(1, heads, r, r), size=(height, width), mode='bicubic',
                           align_corners=False)
     index = attention_offset_index(height, width).to(table.device)
@@ -169,17 +184,22 @@ class Attention(nn.Module):
     """Multi-head self-attention with a learned relative-position bias (LeViT style).
 
     The bias table holds one value per head and offset (|dy|, |dx|) of the ``resolution`` grid it was
-    trained on. On another token grid, the table, seen as a (heads, r, r) map over offsets, is
-    resized bicubically to the grid's offset range, so any (non-square) input works and the
-    training resolution reproduces the released model exactly.
+    trained on; the trained grid reproduces the released model exactly. On another token grid it is
+    resized as ``bias_resize`` says: ``'table'`` resizes the table over offsets to the grid's offset
+    range (the bias stays a function of the offset), ``'matrix'`` resizes the whole bias matrix to the
+    token count as the released detectors and segmenters do.
     """
 
-    def __init__(self, dim: int, key_dim: int = 16, num_heads: int = 8, resolution: int = 14):
+    def __init__(self, dim: int, key_dim: int = 16, num_heads: int = 8, resolution: int = 14,
+                 bias_resize: str = 'table'):
         super().__init__()
+        if bias_resize not in ATTENTION_BIAS_RESIZES:
+            raise ValueError(f'Attention: bias_resize={bias_resize!r}; valid: {ATTENTION_BIAS_RESIZES}')
         self.num_heads = num_heads
         self.scale = key_dim ** -0.5
         self.key_dim = key_dim
         self.resolution = resolution
+        self.bias_resize = bias_resize
         attn_ratio = dim / (key_dim * num_heads)
         self.head_value_dim = int(attn_ratio * key_dim)
         self.query_key_dims = key_dim * num_heads
@@ -191,7 +211,8 @@ class Attention(nn.Module):
         self.register_buffer('attention_bias_idxs', attention_offset_index(resolution, resolution))
 
     def attention_bias(self, height: int, width: int) -> torch.Tensor:
-        return grid_attention_bias(self.attention_biases, self.attention_bias_idxs, self.resolution, height, width)
+        return grid_attention_bias(self.attention_biases, self.attention_bias_idxs, self.resolution, height, width,
+                                   self.bias_resize)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
@@ -211,7 +232,7 @@ class Block(nn.Module):
     (stages 1-3) or attention (stage 4)."""
 
     def __init__(self, dim: int, key_dim: int, num_heads: int, depth_index: int, stage_index: int,
-                 resolution: int, drop_path: float = 0.0, last_stage: int = 3):
+                 resolution: int, drop_path: float = 0.0, last_stage: int = 3, bias_resize: str = 'table'):
         super().__init__()
         if depth_index % 2 == 0:
             self.mixer = RepVGGDW(dim)
@@ -219,7 +240,7 @@ class Block(nn.Module):
         else:
             self.se = nn.Identity()
             if stage_index == last_stage:
-                self.mixer = Residual(Attention(dim, key_dim, num_heads, resolution), drop_path)
+                self.mixer = Residual(Attention(dim, key_dim, num_heads, resolution, bias_resize), drop_path)
             else:
                 self.mixer = LSConv(dim)
         self.ffn = Residual(FFN(dim, 2 * dim), drop_path)
@@ -244,6 +265,12 @@ class LSNet(DenseBackbone):
             Default: 224.
         attention_resolution (int | None): The attention-bias grid, overriding ``img_size``: the
             released detection/segmentation models use 14. Default: None.
+        attention_bias_resize (str): How the stage-4 attention bias reaches a token grid other than
+            the trained one: ``'table'`` resizes the table over offsets to the grid (the bias depends
+            only on the offset), ``'matrix'`` resizes the trained grid's whole bias matrix to the
+            token count, the released detection/segmentation computation (the dense configs use it,
+            so released detector and segmenter checkpoints compute what the release computes).
+            Both are exact on the trained grid. Default: 'table'.
         global_pool (str): 'avg', or '' to keep the last map (then ``num_classes`` must be 0).
             Default: 'avg'.
         out_indices (Sequence[int] | None): Dense mode: ``forward`` returns these stage maps
@@ -282,7 +309,8 @@ class LSNet(DenseBackbone):
 
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 't', in_chans: int = 3, num_classes: int = 1000,
                  distillation: bool = False, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 img_size: int = 224, attention_resolution: Optional[int] = None, global_pool: str = 'avg',
+                 img_size: int = 224, attention_resolution: Optional[int] = None,
+                 attention_bias_resize: str = 'table', global_pool: str = 'avg',
                  out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1, norm_eval: bool = False,
                  norm_cfg: Optional[dict] = None, with_cp: bool = False, init_cfg: Optional[dict] = None,
                  bn_momentum: Optional[float] = None, bn_eps: Optional[float] = None,
@@ -290,6 +318,9 @@ class LSNet(DenseBackbone):
         super().__init__()
         reject_unknown_kwargs(type(self), unknown)
         self.arch_name, settings = resolve_arch(arch, self.arch_settings, self.essential_keys, 'LSNet')
+        if attention_bias_resize not in ATTENTION_BIAS_RESIZES:
+            raise ValueError(f'LSNet: attention_bias_resize={attention_bias_resize!r}; valid: '
+                             f'{ATTENTION_BIAS_RESIZES}')
         embed_dims = tuple(settings['embed_dims'])
         depths = tuple(settings['depths'])
         num_heads = tuple(settings['num_heads'])
@@ -325,7 +356,7 @@ class LSNet(DenseBackbone):
             stage_resolution = attention_resolution if attention_resolution and stage == 3 else resolution
             for d in range(depths[stage]):
                 layers.append(Block(embed_dims[stage], key_dim, num_heads[stage], d, stage, stage_resolution,
-                                    drop_rates[sum(depths[:stage]) + d]))
+                                    drop_rates[sum(depths[:stage]) + d], bias_resize=attention_bias_resize))
             self.add_module(f'blocks{stage + 1}', nn.Sequential(*layers))
             self.feature_info.append(dict(num_chs=embed_dims[stage], reduction=8 * 2 ** stage,
                                           module=f'blocks{stage + 1}'))
