@@ -17,25 +17,40 @@ def table_rows(stdout: str) -> list[list[str]]:
             if line.startswith('| ') and not line.startswith('| model') and not line.startswith('| shape')]
 
 
-def test_models_table_with_ratios():
-    result = run_tool(['tools/benchmark.py', 'models', '--models', 'lsnet_t', 'van_b0', 'resnet18', '--batch', '2',
-                       '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05', '--baseline', 'resnet18',
-                       '--rounds', '3'])
+def test_models_table_compares_each_row_with_the_baseline_on_its_own_path():
+    """Every (model, path) row; the ratio is the row's median over the baseline model's median on the
+    same path (eager with eager, onnxruntime with onnxruntime), the latency ratio likewise, and p90 is
+    not below the median."""
+    result = run_tool(['tools/benchmark.py', 'models', '--models', 'lsnet_t', 'resnet18', '--paths', 'eager',
+                       'onnxruntime', '--batch', '2', '--img-size', '64', '--min-time', '0.4', '--warmup', '0.05',
+                       '--baseline', 'resnet18', '--rounds', '2'])
     rows = table_rows(result.stdout)
-    assert [r[0] for r in rows] == ['lsnet_t', 'van_b0', 'resnet18']
-    assert rows[-1][4] == '1.00'
-    for name, median, spread, memory, ratio in rows:
+    assert [(r[0], r[1]) for r in rows] == [('lsnet_t', 'eager'), ('lsnet_t', 'onnxruntime'),
+                                            ('resnet18', 'eager'), ('resnet18', 'onnxruntime')]
+    by_key = {(r[0], r[1]): r for r in rows}
+    for name, path, median, spread, memory, ratio, ms, p90, latency_ratio in rows:
+        base = by_key['resnet18', path]
+        assert float(ratio) == pytest.approx(float(median) / float(base[2]), abs=0.006)
+        assert float(latency_ratio) == pytest.approx(float(base[6]) / float(ms), abs=0.006)
         low, high = map(float, spread.split('-'))
-        assert 0 < low <= float(median) <= high
+        assert low <= float(median) <= high and float(ms) <= float(p90)
         assert float(memory) >= 0  # measured on Linux CPUs too (resident-set growth), not NaN
+    assert by_key['resnet18', 'onnxruntime'][5] == by_key['resnet18', 'eager'][5] == '1.00'
+    # every row is built and warmed up before the timed rounds start
+    lines = result.stdout.splitlines()
+    ready = [i for i, line in enumerate(lines) if line.strip().endswith('warm-up)')]
+    assert len(ready) == 4 and max(ready) < min(i for i, line in enumerate(lines) if line.startswith('| model'))
+    refused = run_tool(['tools/benchmark.py', 'models', '--models', 'lsnet_t', '--baseline', 'resnet18 (onnxruntime)'],
+                       check=False)
+    assert refused.returncode != 0 and 'must be one of --models' in refused.stderr
 
 
 def test_training_step_mode_with_the_released_ska_baseline():
     result = run_tool(['tools/benchmark.py', 'models', '--mode', 'train', '--models', 'lsnet_t', 'lsnet_t:released',
                        '--batch', '2', '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05', '--rounds', '2'])
     rows = table_rows(result.stdout)
-    assert [r[0] for r in rows] == ['lsnet_t', 'lsnet_t:released'] and rows[0][4] == '1.00'
-    assert float(rows[0][3]) > 0  # a training step allocates activations and gradients
+    assert [r[0] for r in rows] == ['lsnet_t', 'lsnet_t:released'] and rows[0][5] == '1.00'
+    assert float(rows[0][4]) > 0  # a training step allocates activations and gradients
 
 
 @pytest.mark.parametrize('extra,message', [

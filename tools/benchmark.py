@@ -6,8 +6,11 @@ ADE20K) and a training step (forward + backward + optimizer) on synthetic target
 Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused, warm-up, then
 img/s in interleaved rounds (median, spread, peak memory: allocated on GPU, resident set on CPU);
 GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32. ``--paths`` adds the deployment forms:
-``deploy`` (``lsnet.deploy_model``: fused, compiled, frozen) and ``onnxruntime`` (exported, CPU):
-    python tools/benchmark.py models --models lsnet_t efficientvit_m4 --paths eager deploy onnxruntime
+``deploy`` (``lsnet.deploy_model``: fused, compiled, frozen), ``onnxruntime`` (exported, CPU) and
+``onnxruntime-int8`` (that graph quantized as ``tools/deploy.py --int8`` does); inference rows add the
+batch-1 latency (median, p90); every ratio compares a row with ``--baseline`` on the same path:
+    python tools/benchmark.py models --models lsnet_t efficientvit_m4 --paths eager deploy onnxruntime \
+        --baseline efficientvit_m4
 A training step (forward + backward + AdamW; batch 256 on GPU, 32 on CPU); ``<name>:released`` is
 LSNet as the released code runs it: its unfold SKA (restated in plain PyTorch), and the input's
 memory layout throughout (NCHW unless --channels-last), the baseline to beat:
@@ -143,19 +146,28 @@ class PeakMemory:
             self.gib = (_proc_status_kib('VmHWM') - self._before_kib) / 2 ** 20
 
 
-def onnxruntime_call(model: torch.nn.Module, x: torch.Tensor, onnx_path: str) -> Callable[[], object]:
-    """Export ``model`` (fused) and run it in onnxruntime on CPU with all graph optimisations."""
-    import onnxruntime as ort
+def onnxruntime_call(model: torch.nn.Module, x: torch.Tensor, onnx_path: str, int8: bool = False) -> Callable[[], object]:
+    """Export ``model`` (fused) and run it in onnxruntime on CPU with all graph optimisations; with
+    ``int8``, quantized first as ``tools/deploy.py --int8`` does (``lsnet.deploy.quantize_int8``),
+    calibrated on seeded random images (the ranges, not the data, decide the speed)."""
+    import numpy as np
+
+    from lsnet.deploy import quantize_int8
+    from lsnet.mm.onnx_model import inference_session
     path = export_onnx(model, onnx_path, input_size=tuple(x.shape[2:]))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = torch.get_num_threads()
-    # idle worker threads block instead of spinning: a spinning pool would take the cores from the
-    # rows measured after this one in the interleaved rounds
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    feed = {'images': x.cpu().numpy()}
-    return lambda: session.run(None, feed)
+    if int8:
+        generator = np.random.default_rng(0)
+        images = [generator.standard_normal((1, *x.shape[1:]), dtype=np.float32) for _ in range(8)]
+        path = quantize_int8(path, onnx_path[:-len('.onnx')] + '.int8.onnx', images)
+    session = inference_session(path)
+    feeds = {}
+
+    def call(batch: torch.Tensor = x):
+        key = tuple(batch.shape)
+        if key not in feeds:
+            feeds[key] = {'images': batch.cpu().numpy()}
+        return session.run(None, feeds[key])
+    return call
 
 
 def model_step(name: str, path: str, args: argparse.Namespace, device: torch.device, x: torch.Tensor,
@@ -170,8 +182,8 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
             model = model.to(memory_format=torch.channels_last)
         fwd = torch.compile(model) if args.compile else model
         return classifier_train_step(model.train(), fwd, x, amp_dtype)
-    if path == 'onnxruntime':
-        return onnxruntime_call(model, x, onnx_path)
+    if path in ('onnxruntime', 'onnxruntime-int8'):
+        return onnxruntime_call(model, x, onnx_path, int8=path == 'onnxruntime-int8')
     if path == 'deploy':  # a frozen graph runs in one dtype: the model is cast instead of autocast
         fwd = deploy_model(model.to(amp_dtype) if amp_dtype else model)
         x_deploy = x.to(amp_dtype) if amp_dtype else x
@@ -215,8 +227,27 @@ def build_eager(model: torch.nn.Module, args: argparse.Namespace) -> Callable:
     return model
 
 
+def latency_ms(step: Callable[[], object], device: torch.device, seconds: float) -> list[float]:
+    """Milliseconds of each single call made within ``seconds`` (at least 5 calls)."""
+    times = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < 5 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def bench_models(args: argparse.Namespace, device: torch.device) -> None:
-    """Every (model, path) in interleaved rounds: median img/s over the rounds, their spread, peak memory."""
+    """Every (model, path) in interleaved rounds: median img/s over the rounds, their spread, peak memory,
+    and for inference the batch-1 latency (median and p90 over every call of every round). Ratios
+    compare each row with the baseline model on the same path."""
     import tempfile
     default_batch = {('infer', 'cuda'): 2048, ('infer', 'cpu'): 16, ('train', 'cuda'): 256, ('train', 'cpu'): 32}
     batch = args.batch or default_batch[args.mode, device.type]
@@ -224,27 +255,36 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
     if args.mode == 'train' and args.paths != ['eager']:
         raise SystemExit('--paths is for inference; a training step runs eager (add --compile to compile it)')
     paths = args.paths
-    if 'onnxruntime' in paths and (device.type != 'cpu' or amp_dtype is not None):
-        raise SystemExit('--paths onnxruntime measures the exported fp32 graph on the CPU: use --device cpu, '
+    if any(p.startswith('onnxruntime') for p in paths) and (device.type != 'cpu' or amp_dtype is not None):
+        raise SystemExit('--paths onnxruntime[-int8] measures the exported graph on the CPU: use --device cpu, '
                          'no --amp')
+    if args.baseline is not None and args.baseline not in args.models:
+        raise SystemExit(f'--baseline {args.baseline!r} must be one of --models {args.models}: each row is '
+                         'compared with the baseline model on its own path')
+    with_latency = args.mode == 'infer' and not args.no_latency
     x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
+    x1 = x[:1].clone()
     if args.channels_last:
         x = x.to(memory_format=torch.channels_last)
+        x1 = x1.to(memory_format=torch.channels_last)
     plan = [(name, path, name if path == 'eager' else f'{name} ({path})') for name in args.models for path in paths]
-    if args.baseline is not None and args.baseline not in [label for _, _, label in plan]:
-        raise SystemExit(f'--baseline {args.baseline!r} is not one of the rows: {[label for _, _, label in plan]}')
-    entries, first_run_peaks = {}, {}
+    entries, single, first_run_peaks = {}, {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for name, path, label in plan:
             step = model_step(name, path, args, device, x, amp_dtype, osp.join(folder, f'{len(entries)}.onnx'))
             started = time.perf_counter()
             with PeakMemory(device) as first_run:
                 time_call(step, device, 0.0, args.warmup, min_iters=1)  # compiles, if it compiles
+            if with_latency:  # the same model at batch 1 (a compiled one compiles this shape too)
+                single[label] = model_step(name, path, args, device, x1, amp_dtype,
+                                           osp.join(folder, f'{len(entries)}_b1.onnx'))
+                time_call(single[label], device, 0.0, args.warmup, min_iters=1)
             print(f'  {label}: ready ({time.perf_counter() - started:.1f} s warm-up)', flush=True)
             entries[label] = step
-            if path == 'onnxruntime':  # its memory arena keeps what the first run took, so count that
+            if path.startswith('onnxruntime'):  # its memory arena keeps what the first run took, so count that
                 first_run_peaks[label] = first_run.gib
         speeds = {label: [] for label in entries}
+        latencies = {label: [] for label in single}
         peaks = dict.fromkeys(entries, float('nan'))
         for round_index in range(args.rounds):
             for label, step in entries.items():
@@ -254,21 +294,34 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
                     seconds = time_call(step, device, args.min_time / args.rounds, 0.0, min_iters=1)
                 speeds[label].append(batch / seconds)
                 peaks[label] = peak.gib if round_index == 0 else max(peaks[label], peak.gib)
+                if label in single:
+                    single[label]()
+                    latencies[label] += latency_ms(single[label], device, args.min_time / args.rounds / 2)
     peaks.update(first_run_peaks)
-    base_label = args.baseline or next(iter(speeds))
-    base = statistics.median(speeds[base_label])
+    base_model = args.baseline or args.models[0]
+    base_label = {path: label for name, path, label in plan if name == base_model}
+    row_path = {label: path for _, path, label in plan}
     print(f'\n{args.mode}, batch {batch}, {args.img_size}px, amp={args.amp}, compile={args.compile}, '
           f'channels_last={args.channels_last}, {torch.get_num_threads()} threads, '
           f'device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}; '
-          f'median of {args.rounds} interleaved rounds')
+          f'median of {args.rounds} interleaved rounds; ratios: to {base_model} on the same path')
     memory = 'peak GiB allocated' if device.type == 'cuda' else 'peak RSS growth GiB'
-    if 'onnxruntime' in paths:
+    if any(p.startswith('onnxruntime') for p in paths):
         memory += ' (onnxruntime: first run)'
-    print(f'| model | img/s | spread (min-max) | {memory} | ratio to {base_label} |\n|---|---|---|---|---|')
+    latency_head = ' batch-1 ms median | p90 | latency ratio |' if with_latency else ''
+    print(f'| model | path | img/s | spread (min-max) | {memory} | ratio to {base_model} |{latency_head}')
+    print('|---|---|---|---|---|---|' + ('---|---|---|' if with_latency else ''))
     for label, values in speeds.items():
+        path = row_path[label]
         median = statistics.median(values)
-        print(f'| {label} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | {peaks[label]:.2f} | '
-              f'{median / base:.2f} |')
+        base = statistics.median(speeds[base_label[path]])
+        row = (f'| {label.split(" (")[0]} | {path} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | '
+               f'{peaks[label]:.2f} | {median / base:.2f} |')
+        if with_latency:
+            ms = statistics.median(latencies[label])
+            base_ms = statistics.median(latencies[base_label[path]])
+            row += f' {ms:.2f} | {percentile(latencies[label], 0.9):.2f} | {base_ms / ms:.2f} |'
+        print(row)
 
 
 def copy_bandwidth(device: torch.device) -> float:
@@ -542,7 +595,9 @@ def main(argv=None) -> None:
     parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
     parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
     parser.add_argument('--mode', choices=['infer', 'train'], default='infer')
-    parser.add_argument('--paths', nargs='+', default=['eager'], choices=['eager', 'deploy', 'onnxruntime'],
+    parser.add_argument('--no-latency', action='store_true', help='models: skip the batch-1 latency columns')
+    parser.add_argument('--paths', nargs='+', default=['eager'],
+                        choices=['eager', 'deploy', 'onnxruntime', 'onnxruntime-int8'],
                         help='inference forms: eager (fused), deploy (lsnet.deploy_model), onnxruntime (CPU)')
     parser.add_argument('--batch', type=int, default=None)
     parser.add_argument('--img-size', type=int, default=224)

@@ -2,6 +2,8 @@
 
 python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
 Released mmdet 2.x / mmseg 0.x / classification files load directly (see lsnet.checkpoint.load_model_checkpoint).
+A CHECKPOINT ending in .onnx (written by tools/deploy.py, fp32 or INT8) runs in onnxruntime, with the
+same data, post-processing and metric as the PyTorch model.
 """
 import argparse
 import os.path as osp
@@ -36,7 +38,13 @@ def main(argv=None) -> dict:
     if isinstance(cfg.model.get('backbone'), dict):
         cfg.model.backbone.init_cfg = None  # the checkpoint supplies the backbone too
     runner = Runner.from_cfg(cfg)
-    load_model_checkpoint(runner.model, args.checkpoint)
+    if args.checkpoint.endswith('.onnx'):
+        from lsnet.mm.onnx_model import inference_session, task_export_for
+        model = getattr(runner.model, 'module', runner.model)
+        runner.model = task_export_for(model).runtime(model, inference_session(args.checkpoint))
+        print(f'running {args.checkpoint} in onnxruntime', flush=True)
+    else:
+        load_model_checkpoint(runner.model, args.checkpoint)
     runner._has_loaded = True
     metrics = runner.test()
     if args.out:

@@ -1,0 +1,118 @@
+"""Export a trained classifier, RetinaNet or Semantic FPN (config + checkpoint) to ONNX, optionally INT8.
+
+python tools/deploy.py CONFIG CHECKPOINT OUT.onnx [--size H W] [--fixed-shape] [--int8 [--calib-images N]]
+
+The graph holds the whole network with the backbone fused: classifiers give ``logits``; detectors
+the per-level class and box maps (decoded and NMS'd by mmdet's own code in
+``detection.export.OnnxDetector``); segmentors a ``labels`` map at the input's size (resize and argmax
+in the graph). Batch and image size are dynamic unless ``--fixed-shape`` (batch 1, ``--size``).
+``--int8`` also writes OUT with ``.int8.onnx``: onnxruntime static quantization (QDQ, per-channel
+int8 weights, uint8 activations of the convolutions and matrix products), calibrated on the training
+set's first N images (shuffled with seed 0) through the test pipeline.
+Evaluate either file with ``python tools/test.py CONFIG OUT.onnx``.
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import sys
+import tempfile
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from lsnet.cli import run_cli  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('out', help='the ONNX file to write (refused if it exists, unless --overwrite)')
+    parser.add_argument('--size', nargs=2, type=int, default=None, metavar=('H', 'W'),
+                        help='the traced input size; with --fixed-shape the only one. Default: 256 320')
+    parser.add_argument('--fixed-shape', action='store_true', help='batch 1 and --size only (no shape arithmetic)')
+    parser.add_argument('--int8', action='store_true', help='also write the INT8 model OUT.int8.onnx')
+    parser.add_argument('--calib-images', type=int, default=64, help='training images that calibrate INT8')
+    parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. model.test_cfg.score_thr=0.05')
+    return parser.parse_args(argv)
+
+
+def calibration_dataloader(cfg):
+    """The training images through the test pipeline, one per batch, shuffled with a fixed seed."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    loader = copy.deepcopy(cfg.test_dataloader)
+    train = cfg.train_dataloader.dataset
+    for key in ('data_root', 'split', 'ann_file', 'data_prefix'):
+        if key in train:
+            loader.dataset[key] = copy.deepcopy(train[key])
+    loader.update(batch_size=1, num_workers=0, persistent_workers=False,
+                  sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        return Runner.build_dataloader(loader, seed=0)
+
+
+def int8_path(out: str) -> str:
+    return (out[:-len('.onnx')] if out.endswith('.onnx') else out) + '.int8.onnx'
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from lsnet.checkpoint import load_model_checkpoint
+    from lsnet.deploy import quantize_int8
+    from lsnet.mm.build import build_model_from_config
+    from lsnet.mm.onnx_model import calibration_images, export_whole_model, inference_session, task_export_for
+    from lsnet.mm.safe_io import install_safe_io
+
+    install_safe_io()
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path}')
+    outputs = [args.out] + ([int8_path(args.out)] if args.int8 else [])
+    for path in outputs:
+        if osp.exists(path) and not args.overwrite:
+            raise FileExistsError(f'{path} exists; pass --overwrite to replace it')
+    model, cfg = build_model_from_config(Config.fromfile(args.config), args.cfg_options, pretrained=False)
+    load_model_checkpoint(model, args.checkpoint)
+    model.eval()
+    task = task_export_for(model)
+    size = tuple(args.size) if args.size else (256, 320)
+    folder = osp.dirname(osp.abspath(args.out))
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        fp32 = export_whole_model(model, osp.join(scratch, 'model.onnx'), size, dynamic=not args.fixed_shape)
+        # check the graph at another size than the traced one (the same one with --fixed-shape)
+        check_size = size if args.fixed_shape else (size[0] + 32, size[1] + 64)
+        x = torch.randn(1, 3, *check_size, generator=torch.Generator().manual_seed(0))
+        got = inference_session(fp32).run(None, {'images': x.numpy()})
+        with torch.no_grad():
+            want = task.network(model).eval()(x)
+        want = want if isinstance(want, tuple) else (want,)
+        if got[0].dtype.kind == 'i':
+            report = f'labels agree on {np.mean(got[0] == want[0].numpy()) * 100:.2f}% of pixels'
+        else:
+            error = max(float(np.abs(g - w.numpy()).max() / (np.abs(w.numpy()).max() + 1e-12))
+                        for g, w in zip(got, want))
+            report = f'max difference {error:.1e} relative'
+        print(f'{task.name}: onnxruntime vs PyTorch at {check_size[0]}x{check_size[1]}: {report}')
+        produced = [fp32]
+        if args.int8:
+            images = calibration_images(calibration_dataloader(cfg), model.data_preprocessor, args.calib_images)
+            int8 = osp.join(scratch, 'model.int8.onnx')
+            quantize_int8(fp32, int8, images)
+            produced.append(int8)
+            print(f'INT8: calibrated on {len(images)} training images')
+        for source, target in zip(produced, outputs):
+            os.replace(source, target)
+            print(f'wrote {target} ({osp.getsize(target) / 2 ** 20:.1f} MiB)')
+    return dict(outputs=outputs)
+
+
+if __name__ == '__main__':
+    run_cli(main)
