@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,16 @@ def run_tool(args: list[str], timeout: int = 900, launcher: list[str] | None = N
     if check and result.returncode != 0:
         raise AssertionError(f'{" ".join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n'
                              f'{result.stderr[-6000:]}')
+    return result
+
+
+def expect_tool_failure(args: list[str], pattern: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a tool that must fail: it exits non-zero and its output matches ``pattern`` (a regex), so an
+    expected tool failure is told apart from a broken assertion in the test."""
+    result = run_tool(args, timeout=timeout, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f'{args[0]} exited 0, expected a failure matching {pattern!r}:\n{output[-3000:]}'
+    assert re.search(pattern, output), f'{args[0]} failed ({result.returncode}) without {pattern!r}:\n{output[-3000:]}'
     return result
 
 

@@ -55,10 +55,10 @@ def test_training_step_mode_with_the_released_ska_baseline():
 
 @pytest.mark.parametrize('extra,message', [
     (['--mode', 'train', '--paths', 'deploy'], '--paths is for inference'),
-    (['--baseline', 'lsnet_tt'], "--baseline 'lsnet_tt' is not one of the rows"),
+    (['--baseline', 'lsnet_tt'], "--baseline 'lsnet_tt' must be one of --models"),
     (['--models', 'resnet18:released'], 'swaps the SKA of LSNet models'),
     (['--models', 'lsnet_t:relased'], "unknown model variant 'relased'"),
-    (['--paths', 'onnxruntime', '--amp', 'bf16'], 'onnxruntime measures the exported fp32 graph'),
+    (['--paths', 'onnxruntime', '--amp', 'bf16'], 'onnxruntime[-int8] measures the exported graph on the CPU'),
 ])
 def test_models_rejects_arguments_it_would_ignore(extra, message):
     result = subprocess.run([sys.executable, 'tools/benchmark.py', 'models', '--models', 'lsnet_t', *extra],

@@ -9,7 +9,7 @@ pytest.importorskip('mmengine')
 
 from lsnet.datasets import generate_shapes  # noqa: E402
 
-from mm_helpers import ROOT, logged_losses, run_tool, write_override  # noqa: E402
+from mm_helpers import ROOT, expect_tool_failure, logged_losses, run_tool, write_override  # noqa: E402
 from reference_weights import write_released_checkpoint  # noqa: E402
 
 
@@ -124,8 +124,7 @@ def test_export_to_released_layout(trained, tmp_path):
                               pretrained_cfg_overlay=dict(file=str(out)))
     saved = torch.load(out, weights_only=True)['model']
     torch.testing.assert_close(model.head.l.weight, saved['head.l.weight'])
-    with pytest.raises(AssertionError, match='exists'):
-        run_tool(['tools/export_backbone.py', str(work / 'epoch_6.pth'), str(out)])
+    expect_tool_failure(['tools/export_backbone.py', str(work / 'epoch_6.pth'), str(out)], 'exists')
 
 
 def test_distillation_with_tiny_teacher(folders, tmp_path):

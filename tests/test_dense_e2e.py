@@ -11,7 +11,7 @@ pytest.importorskip('mmseg')
 
 from lsnet.datasets import generate_shapes  # noqa: E402
 
-from mm_helpers import ROOT, logged_losses, run_tool, write_override  # noqa: E402
+from mm_helpers import ROOT, expect_tool_failure, logged_losses, run_tool, write_override  # noqa: E402
 from reference_weights import released_state_dict  # noqa: E402
 
 ITERS = 8
@@ -86,8 +86,7 @@ def test_train_then_test(tmp_path, shapes, config, kind, metric):
     metrics = json.loads(out.read_text())
     assert metric in metrics and 0.0 <= metrics[metric] <= 100.0, metrics
     # a second training into the same work dir must not overwrite the checkpoints silently
-    with pytest.raises(AssertionError, match='already holds checkpoints'):
-        run_tool(['tools/train.py', str(cfg), '--work-dir', str(work)])
+    expect_tool_failure(['tools/train.py', str(cfg), '--work-dir', str(work)], 'already holds checkpoints')
 
 
 def test_released_retinanet_layout_evaluates(tmp_path, shapes):
@@ -113,8 +112,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path, shapes):
     path = tmp_path / 'wrong.pth'
     torch.save({'state_dict': {'backbone.patch_embed.0.c.weight': torch.zeros(1)}}, path)
     cfg_path = write_override(tmp_path, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', det_overrides(shapes, False))
-    with pytest.raises(AssertionError, match='missing keys'):
-        run_tool(['tools/test.py', str(cfg_path), str(path), '--work-dir', str(tmp_path / 'w')])
+    expect_tool_failure(['tools/test.py', str(cfg_path), str(path), '--work-dir', str(tmp_path / 'w')], 'missing keys')
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ pytest.importorskip('onnxruntime')
 
 from lsnet.datasets import generate_shapes  # noqa: E402
 
-from mm_helpers import ROOT, run_tool, write_override  # noqa: E402
+from mm_helpers import run_tool, write_override  # noqa: E402
 from test_dense_e2e import det_overrides, seg_overrides  # noqa: E402
 
 
