@@ -1,6 +1,7 @@
 """Deployment forms of the models: the fastest PyTorch inference form (:func:`deploy_model`), ONNX
 export of the fused classifiers and backbones (dynamic input sizes, :func:`export_onnx`) and INT8
-static quantization of an exported graph (:func:`quantize_int8`)."""
+static quantization of an exported graph (:func:`quantize_int8`), and the onnxruntime session they run in
+(:func:`inference_session`)."""
 from __future__ import annotations
 
 import copy
@@ -82,10 +83,28 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_size: tup
         axes = {'images': {0: 'batch', 2: 'height', 3: 'width'} if dense else {0: 'batch'}}
         for name in outputs:
             axes[name] = {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'} if dense else {0: 'batch'}
+    return export_graph(model, path, example, outputs, axes, opset)
+
+
+def export_graph(module: torch.nn.Module, path: str | os.PathLike, example: torch.Tensor, output_names: list,
+                 dynamic_axes: Optional[dict], opset: int = 17) -> str:
+    """``torch.onnx.export`` of ``module`` (input ``images``) as every export here does it: the TorchScript
+    exporter, SKA through its plain PyTorch form (standard ONNX operators), no autograd."""
     with ska_backend('torch'), torch.no_grad():
-        torch.onnx.export(model, (example,), os.fspath(path), dynamo=False, input_names=['images'],
-                          output_names=outputs, opset_version=opset, dynamic_axes=axes)
+        torch.onnx.export(module, (example,), os.fspath(path), dynamo=False, input_names=['images'],
+                          output_names=output_names, opset_version=opset, dynamic_axes=dynamic_axes)
     return os.fspath(path)
+
+
+def inference_session(path: str | os.PathLike, threads: Optional[int] = None):
+    """An onnxruntime CPU session with every graph optimisation. Idle worker threads block instead of
+    spinning: a spinning pool would take the cores from whatever runs next (the benchmark's other rows)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(os.fspath(path), options, providers=['CPUExecutionProvider'])
 
 
 # What INT8 quantizes: the convolutions and matrix products, which hold nearly all the arithmetic. The

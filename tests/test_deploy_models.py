@@ -24,7 +24,7 @@ def shapes(tmp_path_factory):
     return root
 
 
-def train(tmp_path_factory, shapes, config: str, body: str):
+def train(tmp_path_factory, config: str, body: str):
     tmp = tmp_path_factory.mktemp(config.split('/')[0])
     cfg = write_override(tmp, config, body)
     work = tmp / 'work'
@@ -34,12 +34,12 @@ def train(tmp_path_factory, shapes, config: str, body: str):
 
 @pytest.fixture(scope='module')
 def retinanet(tmp_path_factory, shapes):
-    return train(tmp_path_factory, shapes, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', det_overrides(shapes, False))
+    return train(tmp_path_factory, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', det_overrides(shapes, False))
 
 
 @pytest.fixture(scope='module')
 def sem_fpn(tmp_path_factory, shapes):
-    return train(tmp_path_factory, shapes, 'sem_fpn/fpn_lsnet-t_shapes.py', seg_overrides(shapes))
+    return train(tmp_path_factory, 'sem_fpn/fpn_lsnet-t_shapes.py', seg_overrides(shapes))
 
 
 def evaluate(cfg, model_file, tmp) -> dict:
@@ -92,7 +92,8 @@ def test_fixed_shape_export_refuses_other_shapes_by_name(retinanet):
     names the exported shape when fed another."""
     import onnx
     from lsnet.mm.build import build_model_from_config
-    from lsnet.mm.onnx_model import inference_session, task_export_for
+    from lsnet.deploy import inference_session
+    from lsnet.mm.onnx_model import task_export_for
     cfg, checkpoint, tmp = retinanet
     onnx_file = tmp / 'fixed.onnx'
     run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file), '--size', '64', '64', '--fixed-shape'])

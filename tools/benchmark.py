@@ -146,33 +146,30 @@ class PeakMemory:
             self.gib = (_proc_status_kib('VmHWM') - self._before_kib) / 2 ** 20
 
 
-def onnxruntime_call(model: torch.nn.Module, x: torch.Tensor, onnx_path: str, int8: bool = False) -> Callable[[], object]:
-    """Export ``model`` (fused) and run it in onnxruntime on CPU with all graph optimisations; with
-    ``int8``, quantized first as ``tools/deploy.py --int8`` does (``lsnet.deploy.quantize_int8``),
-    calibrated on seeded random images (the ranges, not the data, decide the speed)."""
+def onnxruntime_calls(model: torch.nn.Module, inputs: tuple, onnx_path: str, int8: bool = False) -> list:
+    """Export ``model`` (fused, dynamic shapes) once and run it in onnxruntime on CPU with all graph
+    optimisations, one call per input; with ``int8``, quantized first as ``tools/deploy.py --int8`` does
+    (``lsnet.deploy.quantize_int8``), calibrated on seeded random images (the ranges, not the data,
+    decide the speed)."""
     import numpy as np
 
-    from lsnet.deploy import quantize_int8
-    from lsnet.mm.onnx_model import inference_session
-    path = export_onnx(model, onnx_path, input_size=tuple(x.shape[2:]))
+    from lsnet.deploy import inference_session, quantize_int8
+    path = export_onnx(model, onnx_path, input_size=tuple(inputs[0].shape[2:]))
     if int8:
         generator = np.random.default_rng(0)
-        images = [generator.standard_normal((1, *x.shape[1:]), dtype=np.float32) for _ in range(8)]
+        images = [generator.standard_normal((1, *inputs[0].shape[1:]), dtype=np.float32) for _ in range(8)]
         path = quantize_int8(path, onnx_path[:-len('.onnx')] + '.int8.onnx', images)
     session = inference_session(path)
-    feeds = {}
 
-    def call(batch: torch.Tensor = x):
-        key = tuple(batch.shape)
-        if key not in feeds:
-            feeds[key] = {'images': batch.cpu().numpy()}
-        return session.run(None, feeds[key])
-    return call
+    def call(feed: dict):
+        return lambda: session.run(None, feed)
+    return [call({'images': x.cpu().numpy()}) for x in inputs]
 
 
-def model_step(name: str, path: str, args: argparse.Namespace, device: torch.device, x: torch.Tensor,
-               amp_dtype, onnx_path: str) -> Callable[[], object]:
-    """The call that one row of the models table times."""
+def model_steps(name: str, path: str, args: argparse.Namespace, device: torch.device, inputs: tuple,
+                amp_dtype, onnx_path: str) -> list:
+    """The calls that one row of the models table times, one per input, all on one built model (a
+    training step only takes the first input)."""
     arch, _, variant = name.partition(':')
     model = timm.create_model(arch, num_classes=1000).to(device)
     if variant:  # the swapped SKA must stay in place while this model runs
@@ -181,23 +178,28 @@ def model_step(name: str, path: str, args: argparse.Namespace, device: torch.dev
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         fwd = torch.compile(model) if args.compile else model
-        return classifier_train_step(model.train(), fwd, x, amp_dtype)
+        return [classifier_train_step(model.train(), fwd, inputs[0], amp_dtype)]
     if path in ('onnxruntime', 'onnxruntime-int8'):
-        return onnxruntime_call(model, x, onnx_path, int8=path == 'onnxruntime-int8')
+        return onnxruntime_calls(model, inputs, onnx_path, int8=path == 'onnxruntime-int8')
     if path == 'deploy':  # a frozen graph runs in one dtype: the model is cast instead of autocast
         fwd = deploy_model(model.to(amp_dtype) if amp_dtype else model)
-        x_deploy = x.to(amp_dtype) if amp_dtype else x
 
-        def deployed_step():
-            with torch.inference_mode():
-                fwd(x_deploy)
-        return deployed_step
+        def deployed_step(x):
+            x = x.to(amp_dtype) if amp_dtype else x
+
+            def step():
+                with torch.inference_mode():
+                    fwd(x)
+            return step
+        return [deployed_step(x) for x in inputs]
     fwd = build_eager(model, args)
 
-    def step():
-        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            fwd(x)
-    return step
+    def eager_step(x):
+        def step():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                fwd(x)
+        return step
+    return [eager_step(x) for x in inputs]
 
 
 class VariantModel(torch.nn.Module):
@@ -271,13 +273,15 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
     entries, single, first_run_peaks = {}, {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for name, path, label in plan:
-            step = model_step(name, path, args, device, x, amp_dtype, osp.join(folder, f'{len(entries)}.onnx'))
+            # batch-1 latency runs the same model (a compiled one compiles this shape too)
+            steps = model_steps(name, path, args, device, (x, x1) if with_latency else (x,), amp_dtype,
+                                osp.join(folder, f'{len(entries)}.onnx'))
+            step = steps[0]
             started = time.perf_counter()
             with PeakMemory(device) as first_run:
                 time_call(step, device, 0.0, args.warmup, min_iters=1)  # compiles, if it compiles
-            if with_latency:  # the same model at batch 1 (a compiled one compiles this shape too)
-                single[label] = model_step(name, path, args, device, x1, amp_dtype,
-                                           osp.join(folder, f'{len(entries)}_b1.onnx'))
+            if with_latency:
+                single[label] = steps[1]
                 time_call(single[label], device, 0.0, args.warmup, min_iters=1)
             print(f'  {label}: ready ({time.perf_counter() - started:.1f} s warm-up)', flush=True)
             entries[label] = step

@@ -67,7 +67,8 @@ def main(argv=None) -> dict:
     from lsnet.checkpoint import load_model_checkpoint
     from lsnet.deploy import quantize_int8
     from lsnet.mm.build import build_model_from_config
-    from lsnet.mm.onnx_model import calibration_images, export_whole_model, inference_session, task_export_for
+    from lsnet.deploy import inference_session
+    from lsnet.mm.onnx_model import calibration_images, export_whole_model, task_export_for
     from lsnet.mm.safe_io import install_safe_io
 
     install_safe_io()

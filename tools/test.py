@@ -44,7 +44,8 @@ def main(argv=None) -> dict:
         cfg.custom_hooks = [hook for hook in cfg.custom_hooks if hook.get('type') != 'EMAHook']
     runner = Runner.from_cfg(cfg)
     if onnx:
-        from lsnet.mm.onnx_model import inference_session, task_export_for
+        from lsnet.deploy import inference_session
+        from lsnet.mm.onnx_model import task_export_for
         model = getattr(runner.model, 'module', runner.model)
         runner.model = task_export_for(model).runtime(model, inference_session(args.checkpoint))
         print(f'running {args.checkpoint} in onnxruntime', flush=True)

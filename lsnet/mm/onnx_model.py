@@ -18,14 +18,14 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from mmengine.model import BaseModel
 
+from ..deploy import export_graph
 from ..models.backbone_base import fuse_model
-from ..ops import ska_backend
 
 
 @dataclass(frozen=True)
@@ -72,20 +72,7 @@ def export_whole_model(model: torch.nn.Module, path: str | os.PathLike, input_si
     if dynamic:
         axes = {'images': {0: 'batch', 2: 'height', 3: 'width'}}
         axes.update({name: export.dynamic_output_axes(name) for name in output_names})
-    with ska_backend('torch'), torch.no_grad():
-        torch.onnx.export(network, (example,), os.fspath(path), dynamo=False, input_names=['images'],
-                          output_names=output_names, opset_version=opset, dynamic_axes=axes)
-    return os.fspath(path)
-
-
-def inference_session(path: str | os.PathLike, threads: Optional[int] = None):
-    """An onnxruntime CPU session with every graph optimisation; its worker threads block when idle."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return ort.InferenceSession(os.fspath(path), options, providers=['CPUExecutionProvider'])
+    return export_graph(network, path, example, output_names, axes, opset)
 
 
 class OnnxRuntimeModel(BaseModel):
