@@ -40,7 +40,46 @@ def coco_structure_problems(content: dict, ann_file: str) -> list[str]:
              if not isinstance(content.get(key), list)]
     if not fatal and not content['annotations']:
         fatal.append(f'{ann_file} has no annotations: an empty "annotations" list')
-    return fatal
+    return fatal or coco_type_problems(content, ann_file)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def coco_type_problems(content: dict, ann_file: str, limit: int = 5) -> list[str]:
+    """Fields of the wrong type (a box given as strings, an image without a numeric size) and image ids
+    given twice: mmdet would fail on them later with a bare TypeError, or merge the images silently."""
+    problems, seen = [], {}
+    for index, image in enumerate(content['images']):
+        if not isinstance(image, dict):
+            problems.append(f'{ann_file}: images[{index}] is not an object')
+            continue
+        wrong = [key for key in ('width', 'height') if not _is_number(image.get(key))]
+        if not isinstance(image.get('id'), int) or not isinstance(image.get('file_name'), str):
+            wrong.insert(0, 'id/file_name')
+        if wrong:
+            problems.append(f'{ann_file}: images[{index}] ({image.get("file_name")}) has no valid {", ".join(wrong)}: '
+                            f'{ {k: image.get(k) for k in ("id", "file_name", "width", "height")} }')
+        elif image['id'] in seen:
+            problems.append(f'{ann_file}: image id {image["id"]} is given twice ({seen[image["id"]]} and '
+                            f'{image["file_name"]})')
+        else:
+            seen[image['id']] = image['file_name']
+    for index, ann in enumerate(content['annotations']):
+        if not isinstance(ann, dict):
+            problems.append(f'{ann_file}: annotations[{index}] is not an object')
+            continue
+        box = ann.get('bbox')
+        if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_number, box))):
+            problems.append(f'{ann_file}: annotation {ann.get("id")} (image_id {ann.get("image_id")}) has bbox '
+                            f'{box!r}; a box is four numbers [x, y, width, height]')
+        for key in ('image_id', 'category_id'):
+            if not isinstance(ann.get(key), int):
+                problems.append(f'{ann_file}: annotation {ann.get("id")} has {key} {ann.get(key)!r}, not an integer')
+    if len(problems) > limit:
+        problems = problems[:limit] + [f'{ann_file}: ... {len(problems) - limit} more such problem(s)']
+    return problems
 
 
 def coco_problems(content: dict, ann_file: str, classes: list) -> tuple[list[str], set]:

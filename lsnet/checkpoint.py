@@ -1,13 +1,13 @@
 """Everything the project does with checkpoint files, in one place.
 
 * Reading: ``read_checkpoint`` (``torch.load`` with ``weights_only`` kept on and an allowlist of
-  plain-data metadata), ``unwrap_state_dict``, ``select_prefix``.
+  plain-data metadata; safetensors files through ``safetensors``), ``unwrap_state_dict``, ``select_prefix``.
 * Loading into a model strictly, with errors that list the keys: ``load_state_dict_checked``,
   ``load_pretrained_file`` (backbones: timm's ``pretrained_cfg_overlay=dict(file=...)`` and
   OpenMMLab's ``init_cfg=dict(type='Pretrained')``), ``load_model_checkpoint`` (whole detectors,
   segmentors and classifiers, released mmdet 2.x / mmseg 0.x files included).
-* Writing: ``atomic_write`` / ``save_checkpoint`` (temporary file, fsync, rename, folder fsync)
-  and ``remove_interrupted_writes``.
+* Writing: ``atomic_output`` / ``atomic_write`` / ``save_checkpoint`` (temporary file, fsync, rename,
+  folder fsync; a full disk named with the file and the space) and ``remove_interrupted_writes``.
 * Finding: ``find_resumable_checkpoint`` (the latest readable training checkpoint of a work dir),
   ``newest_finite_checkpoint``, ``existing_checkpoints``.
 
@@ -16,6 +16,8 @@ Torch only; ``lsnet.mm.safe_io`` plugs the reading and writing into MMEngine.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import io
 import logging
 import os
@@ -77,11 +79,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'checkpoint file {path} is empty (0 bytes): was its writing interrupted?')
     with open(path, 'rb') as f:
-        magic = f.read(4)
+        magic = f.read(9)
+    if _is_safetensors(magic, path):
+        return _read_safetensors(path, map_location)
+    magic = magic[:4]
     # torch.save writes a zip archive (PK..); files of torch < 1.6 are a pickle (protocol 2+: 0x80).
     if not (magic.startswith(b'PK\x03\x04') or magic[:1] == b'\x80'):
-        raise CheckpointError(f'{path} is not a checkpoint: it is neither a PyTorch zip archive nor a pickle '
-                              f'(first bytes {magic!r})')
+        raise CheckpointError(f'{path} is not a checkpoint: it is neither a PyTorch zip archive, a pickle nor '
+                              f'a safetensors file (first bytes {magic!r})')
     try:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -95,6 +100,23 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
             'state dict alone.') from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f'checkpoint file {path} is corrupt or truncated: {err}') from err
+
+
+def _is_safetensors(head: bytes, path: str) -> bool:
+    # safetensors: an 8-byte little-endian header length, then the JSON header ('{')
+    return path.endswith('.safetensors') or (len(head) == 9 and head[8:9] == b'{'
+                                             and int.from_bytes(head[:8], 'little') < os.path.getsize(path))
+
+
+def _read_safetensors(path: str, map_location: Any) -> dict:
+    """A safetensors file (tensors and a string map, nothing executable): its tensors as a state dict."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    device = map_location if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        return load_file(path, device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f'safetensors file {path} is corrupt or truncated: {err}') from err
 
 
 def _unpickling_reason(message: str) -> str:
@@ -152,6 +174,28 @@ def _summarise(keys: Iterable[str], limit: int = 12) -> str:
     return f'{shown}, ... ({len(keys)} in all)' if len(keys) > limit else shown
 
 
+def state_dict_mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                        optional: Callable[[str], bool] = lambda key: False) -> Optional[str]:
+    """The report of what in ``state`` does not match ``model`` (missing keys, unexpected keys, shape
+    mismatches, each named with both shapes), or None when everything matches."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not optional(k)]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if not (missing or unexpected or mismatched):
+        return None
+    parts = [f'{source} does not match {type(model).__name__}'
+             f'{" (" + model.arch_name + ")" if getattr(model, "arch_name", None) else ""}:']
+    if missing:
+        parts.append(f'  missing keys: {_summarise(missing)}')
+    if unexpected:
+        parts.append(f'  unexpected keys: {_summarise(unexpected)}')
+    if mismatched:
+        parts.append(f'  shape mismatches: {_summarise(mismatched)}')
+    return '\n'.join(parts)
+
+
 def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                             source: str = '<checkpoint>',
                             optional_prefixes: tuple[str, ...] = ()) -> None:
@@ -168,22 +212,10 @@ def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, tor
     dropped = [k for k in state if optional(k) and (k not in own or own[k].shape != state[k].shape)]
     for key in dropped:
         del state[key]
-    missing = [k for k in own if k not in state and not optional(k)]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                  for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        parts = [f'{source} does not match {type(model).__name__}'
-                 f'{" (" + model.arch_name + ")" if getattr(model, "arch_name", None) else ""}:']
-        if missing:
-            parts.append(f'  missing keys: {_summarise(missing)}')
-        if unexpected:
-            parts.append(f'  unexpected keys: {_summarise(unexpected)}')
-        if mismatched:
-            parts.append(f'  shape mismatches: {_summarise(mismatched)}')
-        parts.append('  Is the checkpoint for another variant, or wrapped under a prefix (try '
-                     "prefix='backbone.')?")
-        raise CheckpointError('\n'.join(parts))
+    report = state_dict_mismatch(model, state, source, optional)
+    if report:
+        raise CheckpointError(report + '\n  Is the checkpoint for another variant, or wrapped under a prefix '
+                              "(try prefix='backbone.')?")
     if dropped:
         logger.info('%s: not loading %s (absent from the model or of another shape)', source,
                     _summarise(dropped))
@@ -191,6 +223,17 @@ def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, tor
     left_at_init = [k for k in own if k not in state]
     if left_at_init:
         logger.info('%s: left at initialisation: %s', source, _summarise(left_at_init))
+
+
+def check_resume_checkpoint(model: torch.nn.Module, checkpoint: Any, path: str | os.PathLike) -> None:
+    """A training checkpoint to resume from must match the model exactly (MMEngine's resume loads
+    non-strictly and fails later on a shape, or trains on with weights left at init)."""
+    model = getattr(model, 'module', model)
+    source = f'--resume checkpoint {os.fspath(path)}'
+    report = state_dict_mismatch(model, unwrap_state_dict(checkpoint, source), source)
+    if report:
+        raise CheckpointError(report + '\n  Was the config changed (classes, variant) since that run? Resume '
+                              'with the config of the run, or start a new one with load_from.')
 
 
 def adapt_first_conv(state_dict: dict, model: torch.nn.Module, first_conv: Optional[str],
@@ -269,19 +312,46 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
-    """Write to a temporary file beside ``filepath``, fsync it, rename it over ``filepath`` and fsync
-    the folder: a crash leaves the old file or the new one, never a truncated one. The file gets the
-    permissions a plain ``open`` would give under the user's umask."""
+class DiskFullError(OSError):
+    """A write that ran out of space (ENOSPC, EDQUOT), naming the file, the space it needed and the
+    space left; the file it would have replaced is untouched."""
+
+
+def _format_bytes(count: int) -> str:
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if count < 1024 or unit == 'GiB':
+            return f'{count:.0f} {unit}' if unit == 'B' else f'{count:.1f} {unit}'
+        count /= 1024
+    return ''
+
+
+def _disk_full(err: OSError, filepath: str, needed: Optional[int], existed: bool) -> DiskFullError:
+    import shutil
+    folder = osp.dirname(osp.abspath(filepath))
+    free = shutil.disk_usage(folder).free
+    need = f'{_format_bytes(needed)} needed, ' if needed else ''
+    kept = f'the previous {filepath} is intact' if existed else f'{filepath} was not written'
+    return DiskFullError(err.errno, f'No space left on device writing {filepath}: {need}{_format_bytes(free)} '
+                                    f'free in {folder}; {kept}')
+
+
+@contextlib.contextmanager
+def atomic_output(filepath: Union[str, Path], size_hint: Optional[int] = None):
+    """Yield a temporary path beside ``filepath`` for a writer that takes a path (``torch.onnx.export``,
+    onnxruntime's quantizer); on success it is fsynced and renamed over ``filepath`` and the folder
+    fsynced, so a crash leaves the old file or the new one, never a truncated one. On failure the
+    temporary file is removed; running out of space raises ``DiskFullError`` naming the file. The file
+    gets the permissions a plain ``open`` would give under the user's umask."""
     filepath = os.fspath(filepath)
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
+    existed = osp.exists(filepath)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix=TEMP_SUFFIX, dir=folder)
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.encode(encoding) if isinstance(data, str) else data)
-            f.flush()
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
         os.replace(tmp, filepath)
         folder_fd = os.open(folder, os.O_RDONLY)
@@ -289,10 +359,25 @@ def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: 
             os.fsync(folder_fd)
         finally:
             os.close(folder_fd)
+    except OSError as err:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(err, DiskFullError):
+            raise _disk_full(err, filepath, size_hint, existed) from None
+        raise
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+    """Write ``data`` to ``filepath`` through :func:`atomic_output`."""
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    with atomic_output(filepath, size_hint=len(payload)) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(payload)
+            f.flush()
 
 
 def save_checkpoint(obj: Any, filepath: Union[str, Path]) -> None:
@@ -344,7 +429,10 @@ def find_resumable_checkpoint(work_dir: str, logger=print) -> Optional[str]:
     marker = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(marker):
         named = Path(marker).read_text().strip()
-        if named:
+        if named and not osp.isfile(named):
+            logger(f'[lsnet] {marker} names {named}, which does not exist; looking for the newest readable '
+                   'checkpoint instead')
+        elif named:
             candidates.append(named)
     candidates += sorted((str(p) for p in Path(work_dir).glob('*.pth')), key=os.path.getmtime, reverse=True)
     seen = set()

@@ -10,6 +10,7 @@ from typing import Optional
 
 import torch
 
+from .checkpoint import atomic_output
 from .models.backbone_base import fuse_model
 from .ops import ska_backend
 
@@ -90,8 +91,8 @@ def export_graph(module: torch.nn.Module, path: str | os.PathLike, example: torc
                  dynamic_axes: Optional[dict], opset: int = 17) -> str:
     """``torch.onnx.export`` of ``module`` (input ``images``) as every export here does it: the TorchScript
     exporter, SKA through its plain PyTorch form (standard ONNX operators), no autograd."""
-    with ska_backend('torch'), torch.no_grad():
-        torch.onnx.export(module, (example,), os.fspath(path), dynamo=False, input_names=['images'],
+    with ska_backend('torch'), torch.no_grad(), atomic_output(path) as tmp:
+        torch.onnx.export(module, (example,), tmp, dynamo=False, input_names=['images'],
                           output_names=output_names, opset_version=opset, dynamic_axes=dynamic_axes)
     return os.fspath(path)
 
@@ -131,7 +132,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out: str | os.PathLike, images: 
     with tempfile.TemporaryDirectory() as folder:
         prepared = os.path.join(folder, 'prepared.onnx')
         quant_pre_process(os.fspath(fp32_path), prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, os.fspath(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=list(INT8_OP_TYPES))
+        with atomic_output(out) as tmp:
+            quantize_static(prepared, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=list(INT8_OP_TYPES))
     return os.fspath(out)

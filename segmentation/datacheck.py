@@ -12,6 +12,10 @@ import numpy as np
 from PIL import Image
 
 
+# PIL modes of one-channel images: greyscale, palette (the index is the class), 16/32-bit integers.
+SINGLE_CHANNEL_MODES = ('1', 'L', 'P', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
+
+
 class LabelMapCheck:
     """The segmentation part of ``CheckedDataset``: applies to samples with a ``seg_map_path``."""
 
@@ -34,6 +38,9 @@ class LabelMapCheck:
         if not osp.isfile(seg_path):
             return f'missing label map {seg_path}'
         with Image.open(info['img_path']) as image, Image.open(seg_path) as label:  # headers only
+            if label.mode not in SINGLE_CHANNEL_MODES:
+                return (f'label map {seg_path} is a {label.mode} image with {len(label.getbands())} channels; a '
+                        'label map holds one class index per pixel (a palette or greyscale PNG)')
             if image.size != label.size:
                 return (f'label map {seg_path} is {label.size[0]}x{label.size[1]} but its image '
                         f'{info["img_path"]} is {image.size[0]}x{image.size[1]}')

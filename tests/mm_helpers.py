@@ -11,13 +11,15 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Threads per test process: the machine's cores (at most 2) shared among pytest-xdist's workers.
+THREADS = max(1, min(2, os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')))
 
 
 def run_tool(args: list[str], timeout: int = 900, launcher: list[str] | None = None,
              check: bool = True) -> subprocess.CompletedProcess:
     """Run a project tool as a user does; with ``check`` a non-zero exit fails the test with its output
     (to assert an expected failure, pass ``check=False`` and test ``returncode`` and the message)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='2', PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(THREADS), PYTHONWARNINGS='ignore')
     command = (launcher or [sys.executable]) + args
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:

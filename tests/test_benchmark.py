@@ -17,6 +17,7 @@ def table_rows(stdout: str) -> list[list[str]]:
             if line.startswith('| ') and not line.startswith('| model') and not line.startswith('| shape')]
 
 
+@pytest.mark.serial
 def test_models_table_compares_each_row_with_the_baseline_on_its_own_path():
     """Every (model, path) row; the ratio is the row's median over the baseline model's median on the
     same path (eager with eager, onnxruntime with onnxruntime), the latency ratio likewise, and p90 is
@@ -45,6 +46,7 @@ def test_models_table_compares_each_row_with_the_baseline_on_its_own_path():
     assert refused.returncode != 0 and 'must be one of --models' in refused.stderr
 
 
+@pytest.mark.serial
 def test_training_step_mode_with_the_released_ska_baseline():
     result = run_tool(['tools/benchmark.py', 'models', '--mode', 'train', '--models', 'lsnet_t', 'lsnet_t:released',
                        '--batch', '2', '--img-size', '64', '--min-time', '0.2', '--warmup', '0.05', '--rounds', '2'])
@@ -80,6 +82,7 @@ def test_released_ska_restatement_equals_ska():
     torch.testing.assert_close(released_ska(x, w), ska_torch(x, w), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.serial
 def test_ska_cpu_ratios():
     result = run_tool(['tools/benchmark.py', 'ska', '--device', 'cpu', '--min-time', '0.1', '--warmup', '0.02',
                        '--rounds', '2'])
@@ -92,6 +95,7 @@ def test_ska_cpu_ratios():
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_dense_inference_and_training_step():
     pytest.importorskip('mmdet')
     result = run_tool(['tools/benchmark.py', 'dense', '--configs', 'configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py',

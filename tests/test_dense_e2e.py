@@ -116,6 +116,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path, shapes):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_ddp_two_processes_stay_in_sync(tmp_path, shapes):
     body = det_overrides(shapes, False).replace(f'max_iters={ITERS}', 'max_iters=3').replace(
         f'interval={ITERS})', 'interval=3)') + "\n        custom_hooks = [dict(type='RankConsistencyHook')]\n"

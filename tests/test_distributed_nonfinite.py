@@ -48,6 +48,7 @@ WORKER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.serial
 def test_nan_on_one_rank_is_decided_by_all(tmp_path):
     init = f'file://{tmp_path / "rendezvous"}'
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')

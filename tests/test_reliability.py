@@ -19,7 +19,7 @@ import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imp
 from lsnet.datasets import generate_shapes  # noqa: E402
 from lsnet.checkpoint import atomic_write, find_resumable_checkpoint  # noqa: E402
 
-from mm_helpers import ROOT, expect_tool_failure, run_tool, write_override  # noqa: E402
+from mm_helpers import ROOT, THREADS, expect_tool_failure, run_tool, write_override  # noqa: E402
 
 
 # -- atomic checkpoints ----------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def _train_cmd(cfg, work, *extra):
 
 
 def _kill_when(path_glob: str, work: Path, cmd: list) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='2')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(THREADS))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -99,8 +99,38 @@ def _assert_same_training_state(a: dict, b: dict):
                 torch.testing.assert_close(b[key][name], value, rtol=0, atol=0, msg=name)
 
 
+def _preempt_at(cfg: Path, tmp_path: Path, iteration: int, signal_name: str) -> Path:
+    """A copy of ``cfg`` whose run sends itself ``signal_name`` after ``iteration`` (its hooks kept)."""
+    from mmengine.config import Config
+    loaded = Config.fromfile(str(cfg))
+    imports = list(loaded.custom_imports.imports) + ['signal_hook']
+    hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in loaded.get('custom_hooks', [])]
+    hooks.append(dict(type='SignalAtIterationHook', iteration=iteration, signal_name=signal_name))
+    text = cfg.read_text() + (f'custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n'
+                              f'custom_hooks = {hooks!r}\n')
+    path = tmp_path / f'{cfg.stem}_{signal_name}.py'
+    path.write_text(text)
+    return path
+
+
+def _preempted_run(cfg: Path, work: Path, iteration: int, signal_name: str):
+    """Train until the signal: exit status 75, the state after ``iteration`` saved and named in
+    last_checkpoint, no temporary file left."""
+    from lsnet.mm.preemption import PREEMPTED_EXIT_STATUS
+    env = dict(os.environ, PYTHONPATH=f'{ROOT}{os.pathsep}{ROOT / "tests"}', OMP_NUM_THREADS=str(THREADS))
+    result = subprocess.run(_train_cmd(cfg, work), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == PREEMPTED_EXIT_STATUS, (result.returncode, result.stdout[-3000:], result.stderr[-3000:])
+    assert f'preempted by {signal_name}: saved {work / f"iter_{iteration}.pth"}' in result.stdout + result.stderr
+    assert (work / 'last_checkpoint').read_text().strip() == str(work / f'iter_{iteration}.pth')
+    assert not list(work.glob('.*.tmp'))
+
+
 @pytest.mark.slow
-def test_detection_resume_after_sigkill_is_exact(tmp_path, shapes):
+def test_detection_resume_after_sigkill_or_sigterm_is_exact(tmp_path, shapes):
+    """Iteration-based training: killed with SIGKILL after its checkpoint of iteration 4, or preempted
+    by SIGTERM after iteration 6 (between checkpoints, so the preemption checkpoint is the only
+    record of iterations 5-6), then resumed: the final weights equal the uninterrupted run's bit for
+    bit. The SIGKILL run leaves its work-dir lock file behind; it does not block the resume."""
     coco = f'{shapes}/coco/'
     cfg = write_override(tmp_path, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', f'''
         train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
@@ -112,17 +142,26 @@ def test_detection_resume_after_sigkill_is_exact(tmp_path, shapes):
         default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=5))
         randomness = dict(seed=3, deterministic=True)
     ''')
-    straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
+    straight, interrupted, preempted = tmp_path / 'straight', tmp_path / 'interrupted', tmp_path / 'preempted'
     subprocess.run(_train_cmd(cfg, straight), cwd=ROOT, check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
     _kill_when('iter_4.pth', interrupted, _train_cmd(cfg, interrupted))
     assert not (interrupted / 'iter_10.pth').exists()
+    assert (interrupted / '.lsnet-train.lock').exists()
     run_tool(['tools/train.py', str(cfg), '--work-dir', str(interrupted), '--resume'])
-    _assert_same_training_state(_final_state(straight, 'iter_10.pth'), _final_state(interrupted, 'iter_10.pth'))
+    reference = _final_state(straight, 'iter_10.pth')
+    _assert_same_training_state(reference, _final_state(interrupted, 'iter_10.pth'))
+    _preempted_run(_preempt_at(cfg, tmp_path, 6, 'SIGTERM'), preempted, 6, 'SIGTERM')
+    resumed = run_tool(['tools/train.py', str(cfg), '--work-dir', str(preempted), '--resume'])
+    assert f'resuming from {preempted / "iter_6.pth"}' in resumed.stdout
+    _assert_same_training_state(reference, _final_state(preempted, 'iter_10.pth'))
 
 
 @pytest.mark.slow
-def test_classification_resume_after_sigkill_is_exact(tmp_path, shapes):
+def test_classification_resume_after_sigkill_or_sigusr1_is_exact(tmp_path, shapes):
+    """Epoch-based training with EMA, RandAugment, mixup and drop path: killed after its first epoch's
+    checkpoint, or preempted by SIGUSR1 after iteration 6, in the middle of epoch 2 (4 iterations an
+    epoch); both resume to the uninterrupted run's weights and EMA weights bit for bit."""
     root = f'{shapes}/imagenet'
     cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', f'''
         train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(data_root='{root}',
@@ -138,7 +177,7 @@ def test_classification_resume_after_sigkill_is_exact(tmp_path, shapes):
         default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))
         randomness = dict(seed=5, deterministic=True)
     ''')
-    straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
+    straight, interrupted, preempted = tmp_path / 'straight', tmp_path / 'interrupted', tmp_path / 'preempted'
     subprocess.run(_train_cmd(cfg, straight), cwd=ROOT, check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
     _kill_when('epoch_1.pth', interrupted, _train_cmd(cfg, interrupted))
@@ -146,6 +185,9 @@ def test_classification_resume_after_sigkill_is_exact(tmp_path, shapes):
     a, b = _final_state(straight, 'epoch_3.pth'), _final_state(interrupted, 'epoch_3.pth')
     assert 'ema_state_dict' in a
     _assert_same_training_state(a, b)
+    _preempted_run(_preempt_at(cfg, tmp_path, 6, 'SIGUSR1'), preempted, 6, 'SIGUSR1')
+    run_tool(['tools/train.py', str(cfg), '--work-dir', str(preempted), '--resume'])
+    _assert_same_training_state(a, _final_state(preempted, 'epoch_3.pth'))
 
 
 # -- non-finite loss ------------------------------------------------------------------------------------------
@@ -433,3 +475,110 @@ def test_image_folder_problems_are_named(tmp_path):
     dataset = CheckedDataset(folder_cfg, on_error='skip').dataset
     picture = np.asarray(dataset._load(str(train / classes[2] / 'deep.png')))
     assert picture.shape == (32, 32, 3) and picture[:, 0].max() < 10 and picture[:, -1].min() > 245
+
+
+# -- one run per work dir, preemption from outside -------------------------------------------------------------
+@pytest.mark.slow
+def test_second_run_on_a_work_dir_is_refused_and_sigterm_from_outside_checkpoints(tmp_path, shapes):
+    """While a run trains, a second ``tools/train.py`` on its work dir refuses, naming the folder and
+    the first run's process, and writes nothing there. A SIGTERM sent from outside (as a scheduler
+    does) then ends the first run within seconds with exit status 75 and a resumable checkpoint."""
+    from lsnet.mm.preemption import PREEMPTED_EXIT_STATUS
+    root = f'{shapes}/imagenet'
+    cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', f'''
+        train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(data_root='{root}',
+                                transform=dict(input_size=32)))
+        val_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(data_root='{root}', transform=dict(input_size=32)))
+        test_dataloader = val_dataloader
+        model = dict(backbone=dict(img_size=32))
+        train_cfg = dict(max_epochs=1000, val_interval=1000)
+        default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
+    ''')
+    work = tmp_path / 'work'
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    first = subprocess.Popen(_train_cmd(cfg, work), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and first.poll() is None and not (work / 'epoch_1.pth').exists():
+            time.sleep(0.1)
+        assert first.poll() is None, 'the first run ended before the test could use it'
+        second = expect_tool_failure(['tools/train.py', str(cfg), '--work-dir', str(work), '--overwrite'],
+                                     rf'{work} is in use by another training run \(pid {first.pid} on ')
+        assert 'already holds checkpoints' not in second.stderr
+        sent = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        output, _ = first.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == PREEMPTED_EXIT_STATUS, output[-3000:]
+    saved = (work / 'last_checkpoint').read_text().strip()
+    assert 'preempted by SIGTERM: saved ' + saved in output and Path(saved).name.startswith('iter_')
+    checkpoint = torch.load(saved, map_location='cpu', weights_only=False)
+    assert checkpoint['meta']['iter'] == int(Path(saved).stem.split('_')[1]) and 'optimizer' in checkpoint
+    print(f'SIGTERM to exit: {took:.2f} s')
+    assert took < 60
+
+
+# -- messages that name the thing ------------------------------------------------------------------------------
+def test_last_checkpoint_naming_a_deleted_file_is_reported(tmp_path):
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': {'iter': 4}}, tmp_path / 'iter_4.pth')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))  # deleted since
+    messages = []
+    assert find_resumable_checkpoint(str(tmp_path), messages.append) == str(tmp_path / 'iter_4.pth')
+    assert any(f'names {tmp_path / "iter_8.pth"}, which does not exist' in m for m in messages)
+
+
+def test_resume_with_a_changed_learning_rate_says_which_is_used(capsys):
+    import importlib.util
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location('train_tool', ROOT / 'tools' / 'train.py')
+    train_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_tool)
+    cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='AdamW', lr=5e-4))))
+    saved = {'optimizer': {'param_groups': [{'lr': 1e-5, 'initial_lr': 1e-4}, {'lr': 2e-5, 'initial_lr': 2e-4}]}}
+    train_tool.report_resumed_lr(cfg, saved)
+    assert 'config sets lr=0.0005 but the run was started with lr=0.0002' in capsys.readouterr().out
+    train_tool.report_resumed_lr(Config(dict(optim_wrapper=dict(optimizer=dict(lr=1e-4)))), saved)
+    assert capsys.readouterr().out == ''  # the unscaled group started at the configured value
+
+
+def test_resume_after_changing_the_classes_names_the_keys_and_shapes(tmp_path, shapes):
+    """MMEngine resumes non-strictly; ours refuses before training, naming each key with both shapes."""
+    from lsnet.mm.build import build_model_from_config
+    config = ROOT / 'configs/retinanet/retinanet_lsnet-t_fpn_shapes.py'
+    model, _ = build_model_from_config(config, pretrained=False)
+    work = tmp_path / 'work'
+    work.mkdir()
+    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 2, 'epoch': 0}}, work / 'iter_2.pth')
+    result = expect_tool_failure(['tools/train.py', str(config), '--work-dir', str(work), '--resume',
+                                  '--cfg-options', 'model.bbox_head.num_classes=3'],
+                                 r'bbox_head\.retina_cls\.weight: file \(36, 256, 3, 3\) vs model \(27, 256, 3, 3\)')
+    assert 'Was the config changed' in result.stderr
+
+
+def test_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path):
+    """An export into a nearly full file system (a 2 MiB tmpfs in a private mount namespace) fails naming
+    the file, the space needed and free, and leaves the previous file and no temporary behind."""
+    import shutil
+    mount = tmp_path / 'small'
+    mount.mkdir()
+    if shutil.which('unshare') is None or subprocess.run(
+            ['unshare', '-rm', 'sh', '-c', f'mount -t tmpfs -o size=2m none {mount}'], capture_output=True).returncode:
+        pytest.skip('this machine cannot mount a private tmpfs (unshare -rm) to fill')
+    import timm
+    source = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in timm.create_model('lsnet_t').state_dict().items()},
+                'meta': {}}, source)
+    out = mount / 'lsnet_t.pth'
+    script = (f'mount -t tmpfs -o size=2m none {mount} && printf previous > {out} && '
+              f'{sys.executable} tools/export_backbone.py {source} {out} --overwrite; echo "rc=$?"; '
+              f'echo "kept=$(cat {out})"; ls -a {mount}')
+    result = subprocess.run(['unshare', '-rm', 'sh', '-c', script], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert 'rc=1' in result.stdout and 'kept=previous' in result.stdout, result.stdout + result.stderr
+    assert f'No space left on device writing {out}: ' in result.stderr
+    assert 'MiB needed' in result.stderr and f'free in {mount}; the previous {out} is intact' in result.stderr
+    assert '.tmp' not in result.stdout

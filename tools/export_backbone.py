@@ -11,7 +11,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
 
 from lsnet.cli import run_cli  # noqa: E402
-from lsnet.checkpoint import read_checkpoint, save_checkpoint, select_prefix, unwrap_state_dict  # noqa: E402
+from lsnet.checkpoint import (non_finite_tensors, read_checkpoint, save_checkpoint, select_prefix,  # noqa: E402
+                              unwrap_state_dict)
 
 
 def export(checkpoint: str, out: str, overwrite: bool = False) -> dict:
@@ -20,6 +21,11 @@ def export(checkpoint: str, out: str, overwrite: bool = False) -> dict:
     state = unwrap_state_dict(read_checkpoint(checkpoint), f'checkpoint {checkpoint}')
     if any(k.startswith('backbone.') for k in state):
         state = select_prefix(state, 'backbone.', f'checkpoint {checkpoint}')
+    broken = non_finite_tensors(state)
+    if broken:
+        listed = ', '.join(broken[:5]) + (f' and {len(broken) - 5} more' if len(broken) > 5 else '')
+        raise SystemExit(f'{checkpoint}: {len(broken)} tensor(s) hold NaN or Inf ({listed}); not exporting them. '
+                         'Export an earlier checkpoint of the run.')
     save_checkpoint({'model': dict(state)}, out)  # never a half-written file under the final name
     return state
 

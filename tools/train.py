@@ -2,6 +2,9 @@
 
 Single process:  python tools/train.py CONFIG [--amp] [--resume [CKPT]] [--cfg-options k=v ...]
 Multi-GPU/node:  tools/dist_train.sh CONFIG NUM_GPUS [args]   (torchrun, launcher "pytorch")
+
+One run owns a work dir at a time. SIGTERM or SIGUSR1 (a scheduler's preemption notice) ends the run
+after the current iteration with a resumable checkpoint and exit status 75; continue with --resume.
 """
 import argparse
 import os.path as osp
@@ -13,32 +16,59 @@ from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401  (registers models)
-from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
+from lsnet.checkpoint import check_resume_checkpoint, load_model_checkpoint, read_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 from lsnet.checkpoint import find_resumable_checkpoint  # noqa: E402
-from lsnet.mm.runner import add_common_args, guard_work_dir, load_config  # noqa: E402
+from lsnet.mm.runner import add_common_args, guard_work_dir, load_config, lock_work_dir  # noqa: E402
+
+EXACT_RESUME_LOOPS = {'IterBasedTrainLoop': 'ExactResumeIterBasedTrainLoop',
+                      'EpochBasedTrainLoop': 'ExactResumeEpochBasedTrainLoop'}
 
 
 def add_safety(cfg, args) -> None:
-    """Exact resumption (RNG states in checkpoints), non-finite loss handling, data checks."""
+    """Exact resumption (RNG states in checkpoints, also within an epoch), a resumable checkpoint on
+    SIGTERM/SIGUSR1, non-finite loss handling, data checks."""
     hooks = list(cfg.get('custom_hooks', []))
     present = {h.get('type') for h in hooks}
-    for hook in ('RNGStateHook', 'NonFiniteLossHook', 'ClassCountCheckHook'):
+    for hook in ('RNGStateHook', 'NonFiniteLossHook', 'ClassCountCheckHook', 'PreemptionHook'):
         if hook not in present:
             hooks.append(dict(type=hook))
     cfg.custom_hooks = hooks
-    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
-        cfg.train_cfg.type = 'ExactResumeIterBasedTrainLoop'
+    loop = cfg.train_cfg
+    kind = loop.get('type') or ('EpochBasedTrainLoop' if loop.get('by_epoch', True) else 'IterBasedTrainLoop')
+    if kind in EXACT_RESUME_LOOPS:
+        loop.pop('by_epoch', None)
+        loop.type = EXACT_RESUME_LOOPS[kind]
     if args.on_nonfinite == 'skip':
         try:
             enable_skip_nonfinite(cfg.optim_wrapper)
         except ValueError as err:
             raise SystemExit(str(err)) from None
-    if args.check_data != 'off':
-        loader = cfg.train_dataloader
-        loader.dataset = dict(type='CheckedDataset', dataset=loader.dataset, on_error=args.check_data,
-                              decode=args.check_data_decode)
+    # The validation and test sets are checked as the training set is (a broken validation file would
+    # otherwise fail at the first evaluation, hours in), never skipped from: their metrics would change.
+    # With --check-data off the wrapper still names a sample whose loading fails.
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader or loader.dataset.get('type') == 'CheckedDataset':
+            continue
+        loader.dataset = dict(type='CheckedDataset', dataset=loader.dataset, split=split,
+                              check=args.check_data != 'off', decode=args.check_data_decode,
+                              on_error=args.check_data if split == 'train' and args.check_data == 'skip' else 'raise')
+
+
+def report_resumed_lr(cfg, checkpoint: dict) -> None:
+    """Resuming restores the optimizer and scheduler states of the run, whose learning rate wins over
+    one changed in the config since: say so, with both values."""
+    configured = (cfg.optim_wrapper.get('optimizer') or {}).get('lr')
+    groups = (checkpoint.get('optimizer') or {}).get('param_groups') or []
+    saved = [g.get('initial_lr', g.get('lr')) for g in groups if g.get('initial_lr', g.get('lr')) is not None]
+    if configured is None or not saved or any(abs(configured - v) <= 1e-9 * abs(v) for v in saved):
+        return  # some group (the one without a multiplier) started at the configured value
+    saved = max(saved)
+    print(f'[lsnet] --resume: the config sets lr={configured:g} but the run was started with lr={saved:g}; '
+          f'resuming continues that run\'s schedule (lr={saved:g}, restored from the checkpoint\'s optimizer '
+          'and scheduler states). To train with the new value, start a new run with load_from=<checkpoint>.')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,7 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true',
                         help='allow training into a work dir that already holds checkpoints')
     parser.add_argument('--check-data', choices=['raise', 'skip', 'off'], default='raise',
-                        help='check the training set before training: fail on bad samples (default), skip them, or not')
+                        help='check the training, validation and test sets before training: fail on bad samples (default), '
+                             'skip bad training samples, or not')
     parser.add_argument('--check-data-decode', action='store_true',
                         help='with --check-data, also decode every image (finds truncated files; slower)')
     parser.add_argument('--on-nonfinite', choices=['stop', 'skip'], default='stop',
@@ -76,13 +107,20 @@ def main(argv=None) -> None:
         found = find_resumable_checkpoint(cfg.work_dir)
         if found is None:
             print(f'[lsnet] --resume: no readable checkpoint in {cfg.work_dir}; starting from scratch')
+        else:
+            print(f'[lsnet] --resume: resuming from {found}')
         cfg.resume, cfg.load_from = found is not None, found
     elif args.resume:
         if not osp.isfile(args.resume):
             raise SystemExit(f'--resume: checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
+    lock_work_dir(cfg.work_dir)
     guard_work_dir(cfg, args.resume, args.overwrite)
     runner = Runner.from_cfg(cfg)
+    if cfg.get('resume'):
+        checkpoint = read_checkpoint(cfg.load_from)
+        check_resume_checkpoint(runner.model, checkpoint, cfg.load_from)
+        report_resumed_lr(cfg, checkpoint)
     if cfg.get('load_from') and not cfg.get('resume') and not args.load_from_partial:
         # A fine-tuning start point loads strictly, like init_cfg: another variant's file is an error
         # listing the keys, not thousands of warnings and a run from random weights.

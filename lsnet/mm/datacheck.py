@@ -11,6 +11,7 @@ set with it; under another launcher, wrap ``train_dataloader.dataset`` in the co
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os.path as osp
 from typing import Optional
@@ -24,6 +25,35 @@ from torch.utils.data import Dataset
 
 class DataError(ValueError):
     """A dataset holds samples that cannot be trained on."""
+
+
+class BatchError(RuntimeError):
+    """A step failed on a batch; the message names the batch's files."""
+
+
+def batch_files(data_batch) -> list[str]:
+    """The image and label-map files of an mmdet/mmseg batch (their data samples' metainfo)."""
+    samples = data_batch.get('data_samples') if isinstance(data_batch, dict) else None
+    files = []
+    for sample in samples if isinstance(samples, (list, tuple)) else []:
+        meta = getattr(sample, 'metainfo', None) or {}
+        files += [str(meta[key]) for key in ('img_path', 'seg_map_path') if meta.get(key)]
+    return files
+
+
+@contextlib.contextmanager
+def naming_batch_on_failure(data_batch, step: str):
+    """Re-raise a failure of ``step`` (e.g. 'training iteration 12') naming the batch's files, so that
+    damage only a loss reveals (a label value beyond the classes) points at the file."""
+    try:
+        yield
+    except (DataError, BatchError):
+        raise
+    except Exception as err:
+        files = batch_files(data_batch)
+        if not files:
+            raise
+        raise BatchError(f'{step} failed on the batch of {", ".join(files)}: {type(err).__name__}: {err}') from err
 
 
 # Where the task-specific checks live ('module:Class'); imported when a CheckedDataset is built, so a
@@ -117,18 +147,35 @@ class ClassCountCheckHook(Hook):
 
 @DATASETS.register_module()
 class CheckedDataset(Dataset):
-    """Build ``dataset`` and check it (see module docstring).
+    """Build ``dataset`` and check it (see module docstring). Whether checked or not, a sample whose
+    loading fails later (in its pipeline) raises ``DataError`` naming the split, the index and the file.
 
     Args:
         dataset (dict): The dataset config to wrap.
         on_error (str): 'raise' (default) or 'skip' bad samples.
         decode (bool): Decode every image fully (slower; finds truncated files). Default: False.
         ignore_index (int): Allowed label-map value besides the classes. Default: 255.
+        split (str): What the set is ('train', 'val', 'test'), for messages. Default: 'train'.
+        check (bool): Run the checks when built; False only names samples that fail to load. Default: True.
     """
 
-    def __init__(self, dataset: dict, on_error: str = 'raise', decode: bool = False, ignore_index: int = 255):
+    def __init__(self, dataset: dict, on_error: str = 'raise', decode: bool = False, ignore_index: int = 255,
+                 split: str = 'train', check: bool = True):
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"CheckedDataset: on_error={on_error!r}; valid: 'raise', 'skip'")
+        self.split = split
+        if not check:
+            try:
+                self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+            except (DataError, FileNotFoundError):
+                raise
+            except Exception as err:  # e.g. mmdet parsing a COCO file with a box given as strings
+                source = (osp.join(dataset.get('data_root') or '', dataset.get('ann_file') or '')
+                          if isinstance(dataset, dict) else type(dataset).__name__)
+                raise DataError(f'the {split} set ({source}) failed to load: {type(err).__name__}: {err}') from err
+            self.metainfo = getattr(self.dataset, 'metainfo', {})
+            self.indices, self.checks, self.num_skipped = range(len(self.dataset)), [], 0
+            return
         if isinstance(dataset, dict) and 'ann_file' in dataset:
             dataset = dict(dataset, lazy_init=True)  # so the annotation load below can be watched
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
@@ -197,5 +244,25 @@ class CheckedDataset(Dataset):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
+    def sample_name(self, index: int) -> str:
+        """The file(s) behind sample ``index`` of the wrapped dataset."""
+        dataset = self.dataset
+        try:
+            if hasattr(dataset, 'get_data_info'):
+                info = dataset.get_data_info(index)
+                return ', '.join(str(info[k]) for k in ('img_path', 'seg_map_path') if info.get(k))
+            if hasattr(dataset, 'samples'):
+                return str(dataset.samples[index][0])
+        except Exception:  # the description must not hide the original failure
+            pass
+        return '?'
+
     def __getitem__(self, index: int):
-        return self.dataset[self.indices[index]]
+        source = self.indices[index]
+        try:
+            return self.dataset[source]
+        except DataError:
+            raise
+        except Exception as err:
+            raise DataError(f'{self.split} sample {source} ({self.sample_name(source)}) of '
+                            f'{type(self.dataset).__name__} failed to load: {type(err).__name__}: {err}') from err

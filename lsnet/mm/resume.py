@@ -3,6 +3,9 @@
 ``RNGStateHook`` stores the Python, NumPy and torch RNG states in each checkpoint and restores them
 at the first iteration after a resume; ``ExactResumeIterBasedTrainLoop`` restores them only after
 the already-trained batches were skipped (that skipping draws random numbers in augmentation).
+``ExactResumeEpochBasedTrainLoop`` does the same for a checkpoint saved within an epoch (a
+preemption checkpoint, see ``lsnet.mm.preemption``): it skips the batches of that epoch already
+trained on, then restores the states.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, LOOPS
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+from .datacheck import naming_batch_on_failure
 
 
 def _rng_states() -> dict:
@@ -59,7 +64,8 @@ class RNGStateHook(Hook):
             runner.logger.info('restored the RNG states saved with the checkpoint')
 
     def before_train_epoch(self, runner) -> None:
-        if not isinstance(runner.train_loop, IterBasedTrainLoop):
+        loop = runner.train_loop
+        if not isinstance(loop, IterBasedTrainLoop) and not getattr(loop, 'batches_to_skip', 0):
             self.restore(runner)
 
     def before_val(self, runner) -> None:
@@ -90,7 +96,12 @@ class _RestoreAfterSkip:
 
 @LOOPS.register_module()
 class ExactResumeIterBasedTrainLoop(IterBasedTrainLoop):
-    """IterBasedTrainLoop whose resumption continues with the RNG states of the interrupted run."""
+    """IterBasedTrainLoop whose resumption continues with the RNG states of the interrupted run; a
+    failing step names its batch's files."""
+
+    def run_iter(self, data_batch) -> None:
+        with naming_batch_on_failure(data_batch, f'training iteration {self._iter + 1}'):
+            super().run_iter(data_batch)
 
     def run(self):
         hooks = [h for h in self.runner.hooks if isinstance(h, RNGStateHook)]
@@ -98,6 +109,39 @@ class ExactResumeIterBasedTrainLoop(IterBasedTrainLoop):
             self.dataloader_iterator = _RestoreAfterSkip(self.dataloader_iterator, self._iter,
                                                          lambda: hooks[0].restore(self.runner))
         return super().run()
+
+
+@LOOPS.register_module()
+class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
+    """EpochBasedTrainLoop that also resumes from a checkpoint saved within an epoch: the batches of
+    that epoch already trained on are drawn and skipped, then the saved RNG states are restored. A
+    failing step names its batch's files."""
+
+    batches_to_skip = 0
+
+    def run_iter(self, idx, data_batch) -> None:
+        with naming_batch_on_failure(data_batch, f'training iteration {self._iter + 1} (epoch {self._epoch + 1})'):
+            super().run_iter(idx, data_batch)
+
+    def run_epoch(self) -> None:
+        self.batches_to_skip = self._iter - self._epoch * len(self.dataloader)
+        if self.batches_to_skip <= 0:
+            self.batches_to_skip = 0
+            return super().run_epoch()
+        # the body of EpochBasedTrainLoop.run_epoch, starting at the first batch not yet trained on
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        batches = iter(self.dataloader)
+        for _ in range(self.batches_to_skip):
+            next(batches)
+        hooks = [h for h in self.runner.hooks if isinstance(h, RNGStateHook)]
+        if hooks:
+            hooks[0].restore(self.runner)
+        for idx, data_batch in enumerate(batches, start=self.batches_to_skip):
+            self.run_iter(idx, data_batch)
+        self.batches_to_skip = 0
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
 
 
 def _as_python_state(state):

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import os
 import os.path as osp
+import socket
+import sys
+import time
 from typing import Optional
 
 import torch
@@ -28,7 +33,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def load_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = Config.fromfile(args.config)
+    except SyntaxError as err:
+        raise ValueError(f'{config_syntax_error_source(args.config)}: {err.msg} (line {err.lineno})') from None
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     warn_misspelt_keys(cfg, args.config)
@@ -50,6 +58,17 @@ def load_config(args: argparse.Namespace) -> Config:
         if args.launcher == 'pytorch':
             _init_cpu_distributed(cfg)
     return cfg
+
+
+def config_syntax_error_source(config: str) -> str:
+    """Which file of a config that fails to parse holds the syntax error: the config itself, or one of
+    its ``_base_`` files (MMEngine reports neither)."""
+    import ast
+    try:
+        ast.parse(open(config).read(), filename=config)
+    except SyntaxError:
+        return f'config {config}'
+    return f'a _base_ file of config {config}'
 
 
 def warn_misspelt_keys(cfg: Config, source: str) -> list:
@@ -93,3 +112,39 @@ def guard_work_dir(cfg: Config, resume: Optional[str], overwrite: bool) -> None:
         names = ', '.join(osp.basename(p) for p in found[:5]) + (' ...' if len(found) > 5 else '')
         raise SystemExit(f'{cfg.work_dir} already holds checkpoints ({names}). Continue that run with '
                          '--resume, pick another --work-dir, or pass --overwrite to replace them.')
+
+
+LOCK_FILE = '.lsnet-train.lock'
+_held_locks: dict = {}  # work dir -> open lock file, held until the process ends
+
+
+def lock_work_dir(work_dir: str) -> None:
+    """Make this run the only one training into ``work_dir`` (rank 0 holds the lock for all ranks).
+
+    The lock is an ``flock`` on ``work_dir/.lsnet-train.lock``: the kernel releases it when the
+    holder ends, however it ends (kill -9 included), so a crashed run never blocks the next one. The
+    file names the holder (pid, host, start time, command) for the refusal message."""
+    if int(os.environ.get('RANK', '0')) != 0 or work_dir in _held_locks:
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, LOCK_FILE)
+    handle = open(path, 'a+')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        try:
+            owner = json.loads(handle.read() or '{}')
+        except ValueError:
+            owner = {}
+        handle.close()
+        who = (f"pid {owner.get('pid', '?')} on {owner.get('host', '?')}, started {owner.get('started', '?')}: "
+               f"{owner.get('command', '?')}") if owner else 'another process'
+        raise SystemExit(f'{work_dir} is in use by another training run ({who}). Wait for it to end, '
+                         'or pick another --work-dir.') from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
+                                 started=time.strftime('%Y-%m-%d %H:%M:%S'), command=' '.join(sys.argv))))
+    handle.flush()
+    _held_locks[work_dir] = handle
