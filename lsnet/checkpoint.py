@@ -36,6 +36,16 @@ logger = logging.getLogger('lsnet')
 # Objects that released and framework-written checkpoints carry beside their tensors (the training
 # arguments of the LSNet/VAN releases, numpy scalars in mmengine metadata). All are plain data; we
 # allow them under torch.load's weights_only mode instead of turning the safety check off.
+# Plain-data classes of a training framework's checkpoint metadata, added by its integration
+# (lsnet.mm: MMEngine's HistoryBuffer and ConfigDict) through allow_metadata_types.
+_allowed_metadata_types: list = []
+
+
+def allow_metadata_types(*types: type) -> None:
+    """Let ``read_checkpoint`` unpickle these plain-data classes (a framework's checkpoint metadata)."""
+    _allowed_metadata_types.extend(t for t in types if t not in _allowed_metadata_types)
+
+
 def _safe_globals() -> list:
     import numpy as np
     allowed: list = [argparse.Namespace, np.dtype, np.ndarray, np.generic]
@@ -52,12 +62,7 @@ def _safe_globals() -> list:
         allowed += [_reconstruct2, scalar2]
     except ImportError:  # pragma: no cover - numpy 1.x
         pass
-    try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        from mmengine.config import ConfigDict
-        allowed += [HistoryBuffer, ConfigDict]
-    except ImportError:
-        pass
+    allowed += _allowed_metadata_types
     # MMEngine's HistoryBuffer pickles its statistics methods as getattr(buffer, 'min'). Under
     # weights_only, REDUCE may only call allowlisted functions, so what getattr returns can be
     # stored but never called: allowing it does not open code execution.

@@ -1,7 +1,24 @@
-"""How our command-line tools end on an error: one paragraph naming the file, record or key at
-fault and a non-zero exit code; the traceback only with ``--debug``."""
+"""What the command-line tools share: how they end on an error (one paragraph naming the file,
+record or key at fault and a non-zero exit code; the traceback only with ``--debug``), and the task
+packages they serve."""
+import importlib
+import importlib.util
 import sys
 from typing import Callable
+
+# The task packages beyond classification (registered by ``import lsnet``) and the toolbox each needs.
+TASK_TOOLBOXES = {'lsnet.detection': 'mmdet', 'lsnet.segmentation': 'mmseg'}
+
+
+def import_installed_tasks() -> list:
+    """Import every task package whose toolbox is installed, so that its data checks, transforms and
+    export are registered whatever a config's ``custom_imports`` lists. Returns the imported names."""
+    imported = []
+    for package, toolbox in TASK_TOOLBOXES.items():
+        if importlib.util.find_spec(toolbox) is not None:
+            importlib.import_module(package)
+            imported.append(package)
+    return imported
 
 
 def run_cli(main: Callable[[], object]) -> None:

@@ -48,7 +48,7 @@ def top1_error(model: torch.nn.Module, root: str, class_index: dict[str, int], t
                batch_size: int = 64, num_workers: int = 2, restrict: bool = False,
                device: str = 'cpu') -> float:
     """Top-1 error on class folders named by wnid. ``restrict``: arg-max over these classes only."""
-    from .mm.classification import ImageFolderDataset
+    from .classification import ImageFolderDataset
     wnids = sorted(d for d in os.listdir(root) if osp.isdir(osp.join(root, d)))
     missing = [w for w in wnids if w not in class_index]
     if missing:

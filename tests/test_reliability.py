@@ -16,6 +16,8 @@ pytest.importorskip('mmdet')
 
 import lsnet  # noqa: E402,F401
 import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imports do)
+import lsnet.detection  # noqa: E402,F401  (what the detection configs import: the COCO checks)
+import lsnet.segmentation  # noqa: E402,F401  (the label-map checks)
 from lsnet.datasets import generate_shapes  # noqa: E402
 from lsnet.checkpoint import atomic_write, find_resumable_checkpoint  # noqa: E402
 
@@ -279,7 +281,7 @@ def test_category_outside_classes_and_missing_annotation_file(coco_copy):
 
 
 def test_empty_dataset(tmp_path):
-    from lsnet.mm.classification import ImageFolderDataset
+    from lsnet.classification import ImageFolderDataset
     (tmp_path / 'train' / 'circle').mkdir(parents=True)
     with pytest.raises(ValueError, match='no images found'):
         ImageFolderDataset(str(tmp_path), 'train')

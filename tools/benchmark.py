@@ -553,7 +553,7 @@ def bench_datacheck(args: argparse.Namespace) -> None:
     import random
     import tempfile
     from mmdet.datasets import CocoDataset
-    from detection.datacheck import _recording_coco_api, coco_problems
+    from lsnet.detection.datacheck import _recording_coco_api, coco_problems
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as folder:
         path = osp.join(folder, 'instances.json')

@@ -74,17 +74,18 @@ def latest_checkpoint(work_dir: Path) -> Path:
 
 def draw_pictures(work_dirs: dict, data: Path, out: Path, backbone: str) -> list[Path]:
     """Predictions of each trained model on validation images, and the training curves."""
-    from lsnet.viz import draw_classification, draw_curves
+    from lsnet.viz import draw_curves
     paths = []
     if 'cls' in work_dirs:
+        from lsnet.classification.viz import draw_classification
         cfg, _, checkpoint, opts = work_dirs['cls']
         paths.append(draw_classification(cfg, checkpoint, opts, data / 'imagenet', out))
     if 'det' in work_dirs:
-        from detection.viz import draw_detections
+        from lsnet.detection.viz import draw_detections
         cfg, _, checkpoint, opts = work_dirs['det']
         paths.append(draw_detections(cfg, checkpoint, opts, data / 'coco' / 'val2017', out, f'retinanet_{backbone}'))
     if 'seg' in work_dirs:
-        from segmentation.viz import draw_segmentation
+        from lsnet.segmentation.viz import draw_segmentation
         cfg, _, checkpoint, opts = work_dirs['seg']
         paths.append(draw_segmentation(cfg, checkpoint, opts, data / 'ade' / 'images' / 'validation', out,
                                        f'semantic_fpn_{backbone}'))

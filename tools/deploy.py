@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from lsnet.cli import run_cli  # noqa: E402
+from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -116,4 +116,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
+    import_installed_tasks()
     run_cli(main)

@@ -13,7 +13,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 
 from mmengine.runner import Runner  # noqa: E402
 
-from lsnet.cli import run_cli  # noqa: E402
+from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, load_config  # noqa: E402
@@ -61,4 +61,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
+    import_installed_tasks()
     run_cli(main)

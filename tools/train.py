@@ -14,7 +14,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 
 from mmengine.runner import Runner  # noqa: E402
 
-from lsnet.cli import run_cli  # noqa: E402
+from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401  (registers models)
 from lsnet.checkpoint import check_resume_checkpoint, load_model_checkpoint, read_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
@@ -130,4 +130,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
+    import_installed_tasks()
     run_cli(main)

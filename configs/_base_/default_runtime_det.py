@@ -1,5 +1,5 @@
 default_scope = 'mmdet'
-custom_imports = dict(imports=['lsnet', 'lsnet.mm.install_safety', 'detection'], allow_failed_imports=False)
+custom_imports = dict(imports=['lsnet', 'lsnet.mm.install_safety', 'lsnet.detection'], allow_failed_imports=False)
 # The safety layer any launcher gets (mmdet's, mmseg's or mim's train.py too): safe checkpoint reading and
 # atomic writes (lsnet.mm.install_safety), RNG states in checkpoints for exact resumption, a stop on a
 # non-finite loss before a broken checkpoint is written, and the class count checked against the head.

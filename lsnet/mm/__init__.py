@@ -9,7 +9,7 @@ explicitly (``lsnet.mm.safe_io.install_safe_io``, or ``lsnet.mm.install_safety``
 from mmengine.registry import MODELS
 
 from ..models import VAN, LSNet
-from . import classification, datacheck, hooks, nonfinite, optim, preemption, resume  # noqa: F401  (registrations)
+from . import datacheck, hooks, nonfinite, optim, preemption, resume, safe_io  # noqa: F401  (registrations)
 
 MODELS.register_module('LSNet', module=LSNet, force=True)
 MODELS.register_module('VAN', module=VAN, force=True)

@@ -3,8 +3,8 @@
 ``CheckedDataset`` wraps any dataset config (mmdet/mmseg/our classification folders) and, when it is
 built, checks every sample: the image exists (and, with ``decode=True``, decodes completely, which
 catches truncated files and decompression bombs); class folders are not empty. The task-specific
-checks live with their task and are found through ``TASK_CHECKS``: COCO annotation files in
-``detection.datacheck``, segmentation label maps in ``segmentation.datacheck``. Problems raise one
+checks live with their task, which registers them (``register_task_check``): COCO annotation files
+in ``lsnet.detection.datacheck``, segmentation label maps in ``lsnet.segmentation.datacheck``. Problems raise one
 error listing the first offenders with the count, or, with ``on_error='skip'``, drop those samples
 and log how many. Empty datasets are refused. ``tools/train.py --check-data`` wraps the training
 set with it; under another launcher, wrap ``train_dataloader.dataset`` in the config.
@@ -56,26 +56,22 @@ def naming_batch_on_failure(data_batch, step: str):
         raise BatchError(f'{step} failed on the batch of {", ".join(files)}: {type(err).__name__}: {err}') from err
 
 
-# Where the task-specific checks live ('module:Class'); imported when a CheckedDataset is built, so a
-# COCO or ADE20K set is checked whatever the config imported. A check has applies(dataset),
-# before_load(dataset), after_load(dataset, on_error) and sample_problem(info, dataset, decode,
-# num_classes, ignore_index).
-TASK_CHECKS = ('detection.datacheck:CocoAnnotationCheck', 'segmentation.datacheck:LabelMapCheck')
+# The task-specific checks, registered by their task packages (lsnet.detection: COCO annotations,
+# lsnet.segmentation: label maps) when imported. A check has applies(dataset), before_load(dataset),
+# after_load(dataset, on_error) and sample_problem(info, dataset, decode, num_classes, ignore_index).
+_TASK_CHECKS: list = []
+
+
+def register_task_check(check: type) -> type:
+    """Class decorator: ``CheckedDataset`` runs ``check`` on every dataset it applies to."""
+    if check not in _TASK_CHECKS:
+        _TASK_CHECKS.append(check)
+    return check
 
 
 def task_checks(dataset) -> list:
-    """Instances of the task checks that apply to ``dataset`` (whose toolbox is installed)."""
-    import importlib
-    found = []
-    for spec in TASK_CHECKS:
-        module, _, name = spec.partition(':')
-        try:
-            check = getattr(importlib.import_module(module), name)
-        except ImportError:  # the task's toolbox (mmdet, mmseg) is not installed
-            continue
-        if check.applies(dataset):
-            found.append(check())
-    return found
+    """Instances of the registered task checks that apply to ``dataset``."""
+    return [check() for check in _TASK_CHECKS if check.applies(dataset)]
 
 
 # PIL refuses twice its MAX_IMAGE_PIXELS (about 179M) as a decompression bomb, OpenCV 2**30 pixels.

@@ -10,8 +10,8 @@ Each task registers, with :func:`register_task_export`, how its models leave PyT
   (mmdet's box decoding and NMS, mmseg's ``SegDataSample``), so ``runner.test()`` evaluates it with
   the config's own metric.
 
-Detection registers in ``detection.export``, segmentation in ``segmentation.export`` (both imported by
-their configs' ``custom_imports``), classification in ``lsnet.mm.classification``.
+Each task registers in its own package: ``lsnet.classification.export``, ``lsnet.detection.export``,
+``lsnet.segmentation.export``.
 """
 from __future__ import annotations
 

@@ -19,7 +19,13 @@ from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..checkpoint import atomic_write, read_checkpoint
+from mmengine.config import ConfigDict
+from mmengine.logging.history_buffer import HistoryBuffer
+
+from ..checkpoint import allow_metadata_types, atomic_write, read_checkpoint
+
+# MMEngine writes these plain-data objects into every checkpoint's metadata (message hub, config).
+allow_metadata_types(HistoryBuffer, ConfigDict)
 
 
 def load_from_local(filename: str, map_location=None):

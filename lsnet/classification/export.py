@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
+from ..mm.onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
 from .model import LSNetClassifier
 
 

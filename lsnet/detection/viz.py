@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from lsnet.viz import COLOURS, captioned, demo_config, display_scale, enlarged, font, grid, side_by_side, titled
+from ..viz import COLOURS, captioned, demo_config, display_scale, enlarged, font, grid, side_by_side, titled
 
 
 def _boxes(image: Image.Image, boxes: list, classes: list[str], scale: int) -> Image.Image:

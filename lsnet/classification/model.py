@@ -12,7 +12,7 @@ from mmengine.registry import MODELS
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
-from ...checkpoint import load_state_dict_checked, read_checkpoint, unwrap_state_dict
+from ..checkpoint import load_state_dict_checked, read_checkpoint, unwrap_state_dict
 
 
 @MODELS.register_module()

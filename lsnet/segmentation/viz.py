@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lsnet.viz import captioned, demo_config, display_scale, enlarged, font, grid, side_by_side, titled
+from ..viz import captioned, demo_config, display_scale, enlarged, font, grid, side_by_side, titled
 
 
 def _legend(classes: list[str], palette: np.ndarray, width: int) -> Image.Image:

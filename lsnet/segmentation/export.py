@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsnet.mm.onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
+from ..mm.onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
 
 
 def is_segmentor(model: nn.Module) -> bool:

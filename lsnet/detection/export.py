@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lsnet.mm.onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
+from ..mm.onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
 
 
 def is_single_stage_detector(model: nn.Module) -> bool:

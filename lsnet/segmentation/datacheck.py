@@ -11,11 +11,14 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from ..mm.datacheck import register_task_check
+
 
 # PIL modes of one-channel images: greyscale, palette (the index is the class), 16/32-bit integers.
 SINGLE_CHANNEL_MODES = ('1', 'L', 'P', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
 
 
+@register_task_check
 class LabelMapCheck:
     """The segmentation part of ``CheckedDataset``: applies to samples with a ``seg_map_path``."""
 

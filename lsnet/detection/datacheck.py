@@ -11,7 +11,7 @@ import json
 
 from mmengine.logging import print_log
 
-from lsnet.mm.datacheck import DataError
+from ..mm.datacheck import DataError, register_task_check
 
 
 def _recording_coco_api(api: type, seen: list) -> type:
@@ -118,6 +118,7 @@ def coco_problems(content: dict, ann_file: str, classes: list) -> tuple[list[str
     return messages, bad
 
 
+@register_task_check
 class CocoAnnotationCheck:
     """The COCO part of ``CheckedDataset``: applies to datasets that load through a COCO API."""
 
