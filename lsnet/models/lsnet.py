@@ -1,5 +1,9 @@
 """LSNet: See Large, Focus Small (Wang et al., CVPR 2025, arXiv:2503.23135).
 
+Restates https://github.com/jameslahm/lsnet at commit cbe737c92b7c43ecf02d08545a07f03f1010177c
+(model/lsnet.py, and detection/model/lsnet.py / segmentation/model/lsnet.py for the dense form);
+the released weights of that repository load unchanged.
+
 One implementation for ImageNet classification (timm API, distillation head) and dense prediction
 (OpenMMLab backbone knobs). Module and parameter names follow the released checkpoints, so those
 load unchanged. The stage-4 attention bias is resized to the actual token grid, so any input size works,

@@ -1,5 +1,9 @@
 """VAN: Visual Attention Network with Large Kernel Attention (Guo et al., arXiv:2202.09741).
 
+Restates https://github.com/Visual-Attention-Network/VAN-Classification at commit
+e19779b53a1b0828b51ecb4412d577541aee83a7 (models/van.py); its released weights, and mmpretrain's
+VAN checkpoints, load unchanged.
+
 One implementation for classification (timm API) and dense prediction (OpenMMLab backbone knobs).
 Names follow the released checkpoints; OpenMMLab (mmpretrain) checkpoints are renamed on load.
 """
