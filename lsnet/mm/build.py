@@ -12,19 +12,24 @@ from mmengine.registry import DefaultScope
 SCOPE_REGISTRIES = {'mmdet': 'mmdet.registry', 'mmseg': 'mmseg.registry', 'mmengine': 'mmengine.registry'}
 
 
-def replace_sync_bn(node: Any) -> int:
-    """Turn every SyncBN layer config inside ``node`` into BN, in place (SyncBN needs CUDA and a
-    process group; BN keeps per-process statistics). Returns how many were replaced."""
+def sync_bn_as_bn(node: Any, device: Union[str, torch.device]) -> int:
+    """The one SyncBN policy of the project: SyncBN needs CUDA (and a process group), so for a model
+    that runs on any other device every SyncBN layer config inside ``node`` becomes BN, in place (BN
+    keeps per-process statistics). Returns how many were replaced."""
+    return 0 if torch.device(device).type == 'cuda' else _replace_sync_bn(node)
+
+
+def _replace_sync_bn(node: Any) -> int:
     count = 0
     if isinstance(node, dict):
         if node.get('type') in ('SyncBN', 'MMSyncBN'):
             node['type'] = 'BN'
             count += 1
         for value in node.values():
-            count += replace_sync_bn(value)
+            count += _replace_sync_bn(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            count += replace_sync_bn(value)
+            count += _replace_sync_bn(value)
     return count
 
 
@@ -35,7 +40,7 @@ def build_model_from_config(config: Union[str, os.PathLike, Config], options: Op
     Args:
         options: ``--cfg-options``-style overrides merged first.
         pretrained: False drops the backbone's ``init_cfg`` (no checkpoint is read).
-        device: where to put the model; on a CPU device SyncBN layers are built as BN.
+        device: where to put the model; off CUDA SyncBN layers are built as BN (``sync_bn_as_bn``).
 
     Returns ``(model, cfg)``: the model in training mode and the config it was built from.
     """
@@ -47,8 +52,7 @@ def build_model_from_config(config: Union[str, os.PathLike, Config], options: Op
         import_modules_from_strings(**cfg.custom_imports)
     if not pretrained and isinstance(cfg.model.get('backbone'), dict):
         cfg.model.backbone.init_cfg = None
-    if torch.device(device).type == 'cpu':
-        replace_sync_bn(cfg.model)
+    sync_bn_as_bn(cfg.model, device)
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in SCOPE_REGISTRIES:
         raise ValueError(f'default_scope={scope!r}; supported: {sorted(SCOPE_REGISTRIES)}')

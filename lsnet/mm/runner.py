@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..checkpoint import existing_checkpoints, remove_interrupted_writes
-from .build import SCOPE_REGISTRIES, replace_sync_bn
+from .build import SCOPE_REGISTRIES, sync_bn_as_bn
 
 TASK_SCOPES = tuple(SCOPE_REGISTRIES)
 
@@ -50,10 +50,10 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    replaced = sync_bn_as_bn(cfg._cfg_dict, 'cuda' if torch.cuda.is_available() else 'cpu')
+    if replaced:
+        print(f'[lsnet] no CUDA device: {replaced} SyncBN layer config(s) run as BN')
     if not torch.cuda.is_available():
-        replaced = replace_sync_bn(cfg._cfg_dict)
-        if replaced:
-            print(f'[lsnet] no CUDA device: {replaced} SyncBN layer config(s) run as BN')
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
         if args.launcher == 'pytorch':
             _init_cpu_distributed(cfg)
