@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from mm_helpers import THREADS
+from mm_helpers import THREADS, SharedRuns
 
 # Each pytest-xdist worker computes on its share of the cores; the tools the tests start inherit it.
 torch.set_num_threads(THREADS)
@@ -21,3 +21,10 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def shared_runs(tmp_path_factory) -> SharedRuns:
+    """The shapes runs trained once per pytest run; pytest-xdist's workers share one folder."""
+    base = tmp_path_factory.getbasetemp()
+    return SharedRuns((base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'shared_runs')

@@ -38,6 +38,45 @@ def expect_tool_failure(args: list[str], pattern: str, timeout: int = 900) -> su
     return result
 
 
+# Iterations of the shared shapes runs (tests/conftest.py: shared_runs)
+ITERS = 8
+
+
+def det_overrides(shapes_root, masks: bool) -> str:
+    coco = f'{shapes_root}/coco/'
+    # After a few iterations no score passes the usual 0.05 threshold: keep every detection.
+    test_cfg = "dict(rcnn=dict(score_thr=0.0))" if masks else "dict(score_thr=0.0)"
+    return f'''
+        model = dict(test_cfg={test_cfg})
+        train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
+        val_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
+        test_dataloader = val_dataloader
+        val_evaluator = dict(ann_file='{coco}annotations/instances_val2017.json')
+        test_evaluator = val_evaluator
+        train_cfg = dict(max_iters={ITERS}, val_interval={ITERS})
+        param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end={ITERS})]
+        optim_wrapper = dict(optimizer=dict(lr=2e-4))
+        default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={ITERS}),
+                             visualization=dict(draw=False))
+        log_processor = dict(window_size=1)
+        randomness = dict(seed=0)
+    '''
+
+
+def seg_overrides(shapes_root) -> str:
+    ade = f'{shapes_root}/ade'
+    return f'''
+        train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{ade}'))
+        val_dataloader = dict(num_workers=0, dataset=dict(data_root='{ade}'))
+        test_dataloader = val_dataloader
+        train_cfg = dict(max_iters={ITERS}, val_interval={ITERS})
+        param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end={ITERS})]
+        default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={ITERS}))
+        log_processor = dict(window_size=1)
+        randomness = dict(seed=0)
+    '''
+
+
 def write_override(tmp_path: Path, base_config: str, body: str) -> Path:
     """A config inheriting ``base_config`` (relative to configs/) with ``body`` appended."""
     path = tmp_path / f'{Path(base_config).stem}_test.py'
@@ -55,3 +94,48 @@ def logged_losses(work_dir: Path) -> list[float]:
             if 'loss' in record and 'step' in record and 'mode' not in record:
                 losses.append(record['loss'])
     return losses
+
+
+class SharedRuns:
+    """Shapes models trained once per pytest run and shared by every test and every pytest-xdist worker
+    (a file lock per run): ``data()`` generates the synthetic set, ``run(config, kind)`` trains ``config``
+    for ``ITERS`` iterations through ``tools/train.py`` and evaluates it through ``tools/test.py``.
+    Tests read the results; what they write goes to their own folders."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def data(self) -> Path:
+        from filelock import FileLock
+        from lsnet.datasets import generate_shapes
+        folder = self.root / 'shapes'
+        with FileLock(str(self.root / 'shapes.lock')):
+            if not (folder / 'done').exists():
+                generate_shapes(folder, ('coco', 'ade'), num_train=12, num_val=4, image_size=(128, 160),
+                                max_objects=3, progress=lambda message: None)
+                (folder / 'done').write_text('')
+        return folder
+
+    def run(self, config: str, kind: str) -> 'SharedRun':
+        """``kind``: 'det' (RetinaNet), 'ins' (Mask R-CNN) or 'seg' (Semantic FPN)."""
+        from filelock import FileLock
+        shapes = self.data()
+        folder = self.root / Path(config).stem
+        with FileLock(str(folder) + '.lock'):
+            if not (folder / 'metrics.json').exists():
+                folder.mkdir(exist_ok=True)
+                body = seg_overrides(shapes) if kind == 'seg' else det_overrides(shapes, kind == 'ins')
+                cfg = write_override(folder, config, body)
+                run_tool(['tools/train.py', str(cfg), '--work-dir', str(folder / 'work')])
+                run_tool(['tools/test.py', str(cfg), str(folder / 'work' / f'iter_{ITERS}.pth'), '--work-dir',
+                          str(folder / 'test'), '--out', str(folder / 'metrics.json')])
+        return SharedRun(folder, config)
+
+
+class SharedRun:
+    def __init__(self, folder: Path, config: str):
+        self.cfg = folder / f'{Path(config).stem}_test.py'
+        self.work = folder / 'work'
+        self.checkpoint = self.work / f'iter_{ITERS}.pth'
+        self.metrics = json.loads((folder / 'metrics.json').read_text())

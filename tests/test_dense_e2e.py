@@ -9,54 +9,13 @@ import torch
 pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
 
-from lsnet.datasets import generate_shapes  # noqa: E402
-
-from mm_helpers import ROOT, expect_tool_failure, logged_losses, run_tool, write_override  # noqa: E402
+from mm_helpers import ITERS, ROOT, det_overrides, expect_tool_failure, logged_losses, run_tool, write_override  # noqa: E402
 from reference_weights import released_state_dict  # noqa: E402
-
-ITERS = 8
 
 
 @pytest.fixture(scope='module')
-def shapes(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    generate_shapes(root, ('coco', 'ade'), num_train=12, num_val=4, image_size=(128, 160), max_objects=3)
-    return root
-
-
-def det_overrides(shapes_root, masks: bool) -> str:
-    coco = f'{shapes_root}/coco/'
-    # After a few iterations no score passes the usual 0.05 threshold: keep every detection.
-    test_cfg = "dict(rcnn=dict(score_thr=0.0))" if masks else "dict(score_thr=0.0)"
-    return f'''
-        model = dict(test_cfg={test_cfg})
-        train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
-        val_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{coco}'))
-        test_dataloader = val_dataloader
-        val_evaluator = dict(ann_file='{coco}annotations/instances_val2017.json')
-        test_evaluator = val_evaluator
-        train_cfg = dict(max_iters={ITERS}, val_interval={ITERS})
-        param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end={ITERS})]
-        optim_wrapper = dict(optimizer=dict(lr=2e-4))
-        default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={ITERS}),
-                             visualization=dict(draw=False))
-        log_processor = dict(window_size=1)
-        randomness = dict(seed=0)
-    '''
-
-
-def seg_overrides(shapes_root) -> str:
-    ade = f'{shapes_root}/ade'
-    return f'''
-        train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(data_root='{ade}'))
-        val_dataloader = dict(num_workers=0, dataset=dict(data_root='{ade}'))
-        test_dataloader = val_dataloader
-        train_cfg = dict(max_iters={ITERS}, val_interval={ITERS})
-        param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end={ITERS})]
-        default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={ITERS}))
-        log_processor = dict(window_size=1)
-        randomness = dict(seed=0)
-    '''
+def shapes(shared_runs):
+    return shared_runs.data()
 
 
 CASES = [
@@ -71,22 +30,35 @@ CASES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config,kind,metric', CASES, ids=[c[0].split('/')[1][:-3] for c in CASES])
-def test_train_then_test(tmp_path, shapes, config, kind, metric):
-    body = seg_overrides(shapes) if kind == 'seg' else det_overrides(shapes, kind == 'ins')
-    cfg = write_override(tmp_path, config, body)
-    work = tmp_path / 'work'
-    run_tool(['tools/train.py', str(cfg), '--work-dir', str(work)])
-    losses = logged_losses(work)
+def test_train_then_test(shared_runs, config, kind, metric):
+    """Each config trained (through the session's shared run, which the deployment tests export) and
+    evaluated with its toolbox's metric; a second training into the same work dir refuses."""
+    run = shared_runs.run(config, kind)
+    losses = logged_losses(run.work)
     assert len(losses) == ITERS and all(map(lambda v: v == v and abs(v) < 1e4, losses)), losses
     assert sum(losses[-3:]) < sum(losses[:3]), f'loss did not decrease: {losses}'
-    checkpoint = work / f'iter_{ITERS}.pth'
-    assert checkpoint.is_file()
-    out = tmp_path / 'metrics.json'
-    run_tool(['tools/test.py', str(cfg), str(checkpoint), '--work-dir', str(tmp_path / 'test'), '--out', str(out)])
-    metrics = json.loads(out.read_text())
-    assert metric in metrics and 0.0 <= metrics[metric] <= 100.0, metrics
+    assert run.checkpoint.is_file()
+    assert metric in run.metrics and 0.0 <= run.metrics[metric] <= 100.0, run.metrics
     # a second training into the same work dir must not overwrite the checkpoints silently
-    expect_tool_failure(['tools/train.py', str(cfg), '--work-dir', str(work)], 'already holds checkpoints')
+    expect_tool_failure(['tools/train.py', str(run.cfg), '--work-dir', str(run.work)], 'already holds checkpoints')
+
+
+@pytest.mark.slow
+def test_load_from_starts_from_the_loaded_neck_and_head(tmp_path, shared_runs):
+    """Fine-tuning from a whole-detector checkpoint (``load_from``) starts from its weights: the runner's
+    weight initialisation (the neck's and head's init_cfg) runs before the strict load, never after it.
+    With lr 0, one iteration leaves every convolution as loaded."""
+    run = shared_runs.run('retinanet/retinanet_lsnet-t_fpn_shapes.py', 'det')
+    work = tmp_path / 'work'
+    run_tool(['tools/train.py', str(run.cfg), '--work-dir', str(work), '--cfg-options', f'load_from={run.checkpoint}',
+              'optim_wrapper.optimizer.lr=0.0', 'train_cfg.max_iters=1', 'train_cfg.val_interval=1',
+              'default_hooks.checkpoint.interval=1'])
+    loaded = torch.load(run.checkpoint, weights_only=False)['state_dict']
+    after = torch.load(work / 'iter_1.pth', weights_only=False)['state_dict']
+    convs = [k for k, v in loaded.items() if v.dim() == 4]
+    assert any(k.startswith('bbox_head.') for k in convs) and any(k.startswith('neck.') for k in convs)
+    changed = [k for k in convs if not torch.equal(after[k], loaded[k])]
+    assert not changed, changed[:5]
 
 
 def test_released_retinanet_layout_evaluates(tmp_path, shapes):

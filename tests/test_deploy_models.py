@@ -1,6 +1,7 @@
 """Whole trained models leave PyTorch: ``tools/deploy.py`` exports (and quantizes) a trained RetinaNet
 and Semantic FPN, ``tools/test.py`` evaluates the ONNX files with the configs' own CocoMetric and
-IoUMetric, and the metrics agree with the PyTorch model's on the same validation set."""
+IoUMetric, and the metrics agree with the PyTorch model's on the same validation set (the shared
+runs' own ``tools/test.py`` evaluation, see tests/conftest.py)."""
 import json
 
 import numpy as np
@@ -11,42 +12,25 @@ pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
 pytest.importorskip('onnxruntime')
 
-from lsnet.datasets import generate_shapes  # noqa: E402
-
-from mm_helpers import run_tool, write_override  # noqa: E402
-from test_dense_e2e import det_overrides, seg_overrides  # noqa: E402
+from mm_helpers import run_tool  # noqa: E402
 
 
 @pytest.fixture(scope='module')
-def shapes(tmp_path_factory):
-    root = tmp_path_factory.mktemp('deploy_shapes')
-    generate_shapes(root, ('coco', 'ade'), num_train=12, num_val=6, image_size=(64, 64), max_objects=3)
-    return root
-
-
-def train(tmp_path_factory, config: str, body: str):
-    tmp = tmp_path_factory.mktemp(config.split('/')[0])
-    cfg = write_override(tmp, config, body)
-    work = tmp / 'work'
-    run_tool(['tools/train.py', str(cfg), '--work-dir', str(work)])
-    return cfg, work / 'iter_8.pth', tmp
+def retinanet(shared_runs, tmp_path_factory):
+    """The session's shared RetinaNet-LSNet-T run (trained and evaluated once), and a folder of this
+    module's own for what the tests write."""
+    return shared_runs.run('retinanet/retinanet_lsnet-t_fpn_shapes.py', 'det'), tmp_path_factory.mktemp('retinanet')
 
 
 @pytest.fixture(scope='module')
-def retinanet(tmp_path_factory, shapes):
-    return train(tmp_path_factory, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', det_overrides(shapes, False))
-
-
-@pytest.fixture(scope='module')
-def sem_fpn(tmp_path_factory, shapes):
-    return train(tmp_path_factory, 'sem_fpn/fpn_lsnet-t_shapes.py', seg_overrides(shapes))
+def sem_fpn(shared_runs, tmp_path_factory):
+    return shared_runs.run('sem_fpn/fpn_lsnet-t_shapes.py', 'seg'), tmp_path_factory.mktemp('sem_fpn')
 
 
 def evaluate(cfg, model_file, tmp) -> dict:
     out = tmp / f'{model_file.name}.json'
     result = run_tool(['tools/test.py', str(cfg), str(model_file), '--work-dir', str(tmp / 'test'), '--out', str(out)])
-    if model_file.suffix == '.onnx':
-        assert f'running {model_file} in onnxruntime' in result.stdout
+    assert f'running {model_file} in onnxruntime' in result.stdout
     return json.loads(out.read_text())
 
 
@@ -54,12 +38,12 @@ def test_retinanet_exports_and_evaluates_like_pytorch(retinanet):
     """fp32 ONNX bbox mAP within 0.005 of PyTorch's; the INT8 file is written by the same command and
     evaluates through the same metric; the graph holds QDQ int8 convolutions."""
     import onnx
-    cfg, checkpoint, tmp = retinanet
+    run, tmp = retinanet
+    cfg, checkpoint, torch_metrics = run.cfg, run.checkpoint, run.metrics
     onnx_file = tmp / 'retinanet.onnx'
     result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file), '--size', '64', '64', '--int8',
                        '--calib-images', '4'])
     assert 'onnxruntime vs PyTorch at 96x128' in result.stdout
-    torch_metrics = evaluate(cfg, checkpoint, tmp)
     onnx_metrics = evaluate(cfg, onnx_file, tmp)
     assert onnx_metrics['coco/bbox_mAP'] == pytest.approx(torch_metrics['coco/bbox_mAP'], abs=0.005)
     graph = onnx.load(str(tmp / 'retinanet.int8.onnx')).graph
@@ -76,13 +60,13 @@ def test_sem_fpn_exports_labels_and_evaluates_like_pytorch(sem_fpn):
     """The segmenter's graph ends in resize-to-input and argmax (int64 labels at the input's size,
     dynamic); fp32 ONNX mIoU within 0.2 points of PyTorch's."""
     import onnxruntime as ort
-    cfg, checkpoint, tmp = sem_fpn
+    run, tmp = sem_fpn
+    cfg, checkpoint, torch_metrics = run.cfg, run.checkpoint, run.metrics
     onnx_file = tmp / 'sem_fpn.onnx'
     run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file), '--size', '64', '64'])
     session = ort.InferenceSession(str(onnx_file), providers=['CPUExecutionProvider'])
     labels = session.run(None, {'images': np.zeros((2, 3, 96, 160), np.float32)})[0]
     assert labels.shape == (2, 96, 160) and labels.dtype == np.int64
-    torch_metrics = evaluate(cfg, checkpoint, tmp)
     onnx_metrics = evaluate(cfg, onnx_file, tmp)
     assert onnx_metrics['mIoU'] == pytest.approx(torch_metrics['mIoU'], abs=0.2)
 
@@ -94,7 +78,8 @@ def test_fixed_shape_export_refuses_other_shapes_by_name(retinanet):
     from lsnet.mm.build import build_model_from_config
     from lsnet.deploy import inference_session
     from lsnet.mm.onnx_model import task_export_for
-    cfg, checkpoint, tmp = retinanet
+    run, tmp = retinanet
+    cfg, checkpoint = run.cfg, run.checkpoint
     onnx_file = tmp / 'fixed.onnx'
     run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file), '--size', '64', '64', '--fixed-shape'])
     graph = onnx.load(str(onnx_file)).graph

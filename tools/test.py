@@ -50,8 +50,7 @@ def main(argv=None) -> dict:
         runner.model = task_export_for(model).runtime(model, inference_session(args.checkpoint))
         print(f'running {args.checkpoint} in onnxruntime', flush=True)
     else:
-        load_model_checkpoint(runner.model, args.checkpoint)
-    runner._has_loaded = True
+        load_model_checkpoint(runner.model, args.checkpoint)  # load_from is None: the runner loads nothing
     metrics = runner.test()
     if args.out:
         import json

@@ -16,7 +16,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401  (registers models)
-from lsnet.checkpoint import check_resume_checkpoint, load_model_checkpoint, read_checkpoint  # noqa: E402
+from lsnet.checkpoint import check_resume_checkpoint, read_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 from lsnet.checkpoint import find_resumable_checkpoint  # noqa: E402
@@ -116,16 +116,17 @@ def main(argv=None) -> None:
         cfg.resume, cfg.load_from = True, args.resume
     lock_work_dir(cfg.work_dir)
     guard_work_dir(cfg, args.resume, args.overwrite)
+    if cfg.get('load_from') and not cfg.get('resume') and not args.load_from_partial:
+        # A fine-tuning start point loads strictly, like init_cfg: another variant's file is an error
+        # listing the keys, not thousands of warnings and a run from random weights. It loads when
+        # training starts, after the runner's weight initialisation (which would overwrite it).
+        cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='StrictLoadHook', checkpoint=cfg.load_from)]
+        cfg.load_from = None
     runner = Runner.from_cfg(cfg)
     if cfg.get('resume'):
         checkpoint = read_checkpoint(cfg.load_from)
         check_resume_checkpoint(runner.model, checkpoint, cfg.load_from)
         report_resumed_lr(cfg, checkpoint)
-    if cfg.get('load_from') and not cfg.get('resume') and not args.load_from_partial:
-        # A fine-tuning start point loads strictly, like init_cfg: another variant's file is an error
-        # listing the keys, not thousands of warnings and a run from random weights.
-        load_model_checkpoint(runner.model, cfg.load_from)
-        runner._has_loaded = True
     runner.train()
 
 

@@ -39,3 +39,25 @@ class RankConsistencyHook(Hook):
                 if abs(a - b) > self.tolerance * max(abs(a), 1.0):
                     raise RuntimeError(f'rank {rank} parameters differ from rank 0: {other} vs {reference}')
         runner.logger.info(f'parameters identical on all {len(gathered)} rank(s)')
+
+
+@HOOKS.register_module()
+class StrictLoadHook(Hook):
+    """Load a whole-model checkpoint strictly when training starts (``load_from`` of
+    ``tools/train.py``): missing, unexpected or mis-shaped keys fail naming them.
+
+    It loads in ``before_train``, after the runner has initialised the weights (``init_weights`` runs
+    after ``before_run`` and would otherwise overwrite whatever was loaded before it: the neck's and
+    heads' ``init_cfg``) and before the first iteration; the EMA copy takes the loaded weights at its
+    first update.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, checkpoint: str):
+        self.checkpoint = checkpoint
+
+    def before_train(self, runner) -> None:
+        from ..checkpoint import load_model_checkpoint
+        load_model_checkpoint(runner.model, self.checkpoint)
+        runner.logger.info(f'load_from: loaded {self.checkpoint} strictly')
