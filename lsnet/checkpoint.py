@@ -282,15 +282,8 @@ def load_pretrained_file(model: torch.nn.Module, path: str | os.PathLike, prefix
     load_state_dict_checked(model, state, source, optional_prefixes)
 
 
-def load_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load a whole-model checkpoint (detector, segmentor, classifier) strictly.
-
-    The papers' downstream checkpoints were written by mmdet 2.x / mmseg 0.x. For RetinaNet, Mask
-    R-CNN and Semantic FPN the parameter names did not change in mmdet 3.x / mmseg 1.x; what differs
-    is inside the backbone (LSNet's 14x14 attention-bias tables, mmpretrain's VAN names), which the
-    backbone's own ``checkpoint_filter_fn`` adapts. A released classifier file (backbone names only)
-    loads into the backbone. Anything left unmatched raises :class:`CheckpointError` listing the keys.
-    """
+def _whole_model_state(model: torch.nn.Module, path: str | os.PathLike):
+    """(unwrapped model, the file's state dict in the model's names, source) for a whole-model file."""
     model = getattr(model, 'module', model)  # DataParallel / DDP / MMEngine wrappers
     source = f'checkpoint {os.fspath(path)}'
     state = dict(unwrap_state_dict(read_checkpoint(path), source))
@@ -304,7 +297,28 @@ def load_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> No
         inner = filter_fn(inner, backbone)
         state = {k: v for k, v in state.items() if not k.startswith('backbone.')}
         state.update({f'backbone.{k}': v for k, v in inner.items()})
+    return model, state, source
+
+
+def load_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load a whole-model checkpoint (detector, segmentor, classifier) strictly.
+
+    The papers' downstream checkpoints were written by mmdet 2.x / mmseg 0.x. For RetinaNet, Mask
+    R-CNN and Semantic FPN the parameter names did not change in mmdet 3.x / mmseg 1.x; what differs
+    is inside the backbone (LSNet's 14x14 attention-bias tables, mmpretrain's VAN names), which the
+    backbone's own ``checkpoint_filter_fn`` adapts. A released classifier file (backbone names only)
+    loads into the backbone. Anything left unmatched raises :class:`CheckpointError` listing the keys.
+    """
+    model, state, source = _whole_model_state(model, path)
     load_state_dict_checked(model, state, source)
+
+
+def check_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Raise as :func:`load_model_checkpoint` would, without loading anything into ``model``."""
+    model, state, source = _whole_model_state(model, path)
+    report = state_dict_mismatch(model, state, source)
+    if report:
+        raise CheckpointError(report)
 
 
 # The suffix of atomic_write's temporary files, which remove_interrupted_writes looks for.

@@ -12,8 +12,8 @@ os.environ['OMP_NUM_THREADS'] = str(THREADS)
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'gpu: needs a CUDA device (skipped elsewhere)')
-    config.addinivalue_line('markers', 'slow: a training or export run of more than a few iterations '
-                                       '(deselected by `make test-fast`)')
+    config.addinivalue_line('markers', "slow: runs the project's tools (train, test, deploy, export, demo, "
+                                       "benchmark) or trains beyond a few iterations; `make test-fast` leaves it out")
     config.addinivalue_line('markers', 'serial: starts several processes or measures time; `make test` runs '
                                        'these alone, after the parallel part')
 

@@ -28,6 +28,13 @@ def run_tool(args: list[str], timeout: int = 900, launcher: list[str] | None = N
     return result
 
 
+def fast_tier(values, fast) -> list:
+    """Parameters of which only ``fast`` run in `make test-fast`; the others are marked slow and run in
+    `make test` (a representative per family while working, every variant in the whole suite)."""
+    import pytest
+    return [value if value in fast else pytest.param(value, marks=pytest.mark.slow) for value in values]
+
+
 def expect_tool_failure(args: list[str], pattern: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a tool that must fail: it exits non-zero and its output matches ``pattern`` (a regex), so an
     expected tool failure is told apart from a broken assertion in the test."""

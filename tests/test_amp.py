@@ -16,10 +16,12 @@ import lsnet  # noqa: E402,F401
 from lsnet.mm.build import build_model_from_config  # noqa: E402
 from lsnet.mm.optim import AutocastOptimWrapper, enable_amp  # noqa: E402
 
-from mm_helpers import ROOT, run_tool, write_override  # noqa: E402
+from mm_helpers import ROOT, fast_tier, run_tool, write_override  # noqa: E402
 
 CONFIGS = sorted(str(p.relative_to(ROOT)) for folder in ('classification', 'retinanet', 'mask_rcnn', 'sem_fpn')
                  for p in (ROOT / 'configs' / folder).glob('*.py'))
+# `make test-fast` runs the LSNet-T and VAN-B0 configs of each task, `make test` all of them
+FAST_CONFIGS = [c for c in CONFIGS if 'lsnet-t' in c or 'van-b0' in c]
 
 
 def build(cfg: Config):
@@ -50,7 +52,7 @@ def synthetic_batch(cfg: Config, model) -> dict:
     return dict(inputs=torch.randn(4, 3, 64, 64), data_samples=torch.tensor([0, 1, 2, 3]))
 
 
-@pytest.mark.parametrize('path', CONFIGS)
+@pytest.mark.parametrize('path', fast_tier(CONFIGS, FAST_CONFIGS))
 def test_every_config_builds_and_trains_an_iteration_under_amp_on_cpu(path):
     cfg = Config.fromfile(str(ROOT / path))
     cfg.model.backbone.init_cfg = None
@@ -115,6 +117,7 @@ def test_agc_clips_the_unscaled_gradient():
         build_optim_wrapper(layer, dict(cfg, agc_clip=0))
 
 
+@pytest.mark.slow
 def test_train_tool_with_amp_on_classification(tmp_path):
     from lsnet.datasets import generate_shapes
     generate_shapes(tmp_path, ('imagenet',), num_train=32, num_val=8, cls_size=48)

@@ -62,6 +62,7 @@ def test_training_step_mode_with_the_released_ska_baseline():
     (['--models', 'lsnet_t:relased'], "unknown model variant 'relased'"),
     (['--paths', 'onnxruntime', '--amp', 'bf16'], 'onnxruntime[-int8] measures the exported graph on the CPU'),
 ])
+@pytest.mark.slow
 def test_models_rejects_arguments_it_would_ignore(extra, message):
     result = subprocess.run([sys.executable, 'tools/benchmark.py', 'models', '--models', 'lsnet_t', *extra],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -5,6 +5,7 @@ import pytest
 import timm
 import torch
 
+pytestmark = pytest.mark.slow  # every test here runs the project's tools
 pytest.importorskip('mmengine')
 
 from lsnet.datasets import generate_shapes  # noqa: E402

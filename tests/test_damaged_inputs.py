@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # every test here runs the project's tools
 pytest.importorskip('mmdet')
 
 from lsnet.datasets import generate_shapes  # noqa: E402

@@ -4,6 +4,7 @@ import json
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # every test here runs the project's tools
 pytest.importorskip('mmdet')
 
 from mm_helpers import expect_tool_failure, logged_losses, run_tool  # noqa: E402

@@ -61,6 +61,7 @@ def test_load_from_starts_from_the_loaded_neck_and_head(tmp_path, shared_runs):
     assert not changed, changed[:5]
 
 
+@pytest.mark.slow
 def test_released_retinanet_layout_evaluates(tmp_path, shapes):
     """A file laid out like the papers' mmdet 2.x RetinaNet checkpoint (backbone with 14x14 bias
     tables from the released layout, neck and head names) loads with no key left over or missing."""
@@ -80,6 +81,7 @@ def test_released_retinanet_layout_evaluates(tmp_path, shapes):
     assert not re.search(r'missing keys|unexpected key', result.stdout + result.stderr)
 
 
+@pytest.mark.slow
 def test_mismatched_checkpoint_is_refused(tmp_path, shapes):
     path = tmp_path / 'wrong.pth'
     torch.save({'state_dict': {'backbone.patch_embed.0.c.weight': torch.zeros(1)}}, path)

@@ -28,6 +28,7 @@ def randomise_batch_norms(model: torch.nn.Module) -> None:
                     tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
 
 
+@pytest.mark.slow
 def test_deploy_model_is_a_frozen_graph_and_matches_the_unfused_model():
     torch.manual_seed(0)
     model = timm.create_model('lsnet_t', num_classes=10, img_size=64).eval()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # every test here runs the project's tools
 pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
 pytest.importorskip('onnxruntime')

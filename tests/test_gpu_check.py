@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 from mm_helpers import ROOT
 
@@ -16,6 +17,7 @@ runpy.run_module('lsnet.gpu_check', run_name='__main__')
 '''
 
 
+@pytest.mark.slow
 def test_smoke_run_on_cpu_without_openmmlab(tmp_path):
     out = tmp_path / 'report.json'
     result = subprocess.run([sys.executable, '-c', BARE, str(out)], cwd=ROOT, capture_output=True, text=True,

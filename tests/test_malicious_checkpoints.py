@@ -69,6 +69,7 @@ def run(args, tmp_path):
                           timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['test', 'export_backbone', 'eval_robustness'])
 def test_tools_refuse_crafted_files(tool, evil, tmp_path):
     config = str(ROOT / 'configs' / ('classification/lsnet-t_shapes.py' if tool == 'eval_robustness'

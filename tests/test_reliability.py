@@ -315,6 +315,7 @@ def test_label_map_values_outside_classes(tmp_path):
         build()
 
 
+@pytest.mark.slow
 def test_train_tool_reports_bad_data_before_training(tmp_path, coco_copy):
     next(iter(sorted((coco_copy / 'train2017').glob('*.jpg')))).unlink()
     cfg = write_override(tmp_path, 'retinanet/retinanet_lsnet-t_fpn_shapes.py', f'''
@@ -384,6 +385,7 @@ def test_misspelt_top_level_key_names_the_closest():
         "[lsnet] my_config.py: top-level key 'load_form' is not read by MMEngine; did you mean 'load_from'?"]
 
 
+@pytest.mark.slow
 def test_load_from_of_another_variant_fails_naming_the_keys(tmp_path):
     """A fine-tuning start point loads strictly: LSNet-B weights for an LSNet-T RetinaNet stop the run
     with one paragraph (no traceback), instead of training from random weights."""
@@ -547,6 +549,7 @@ def test_resume_with_a_changed_learning_rate_says_which_is_used(capsys):
     assert capsys.readouterr().out == ''  # the unscaled group started at the configured value
 
 
+@pytest.mark.slow
 def test_resume_after_changing_the_classes_names_the_keys_and_shapes(tmp_path, shapes):
     """MMEngine resumes non-strictly; ours refuses before training, naming each key with both shapes."""
     from lsnet.mm.build import build_model_from_config
@@ -561,6 +564,7 @@ def test_resume_after_changing_the_classes_names_the_keys_and_shapes(tmp_path, s
     assert 'Was the config changed' in result.stderr
 
 
+@pytest.mark.slow
 def test_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path):
     """An export into a nearly full file system (a 2 MiB tmpfs in a private mount namespace) fails naming
     the file, the space needed and free, and leaves the previous file and no temporary behind."""

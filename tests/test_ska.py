@@ -145,6 +145,7 @@ TRITON_CHECK = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_triton_kernels_in_interpreter():
     """The Triton kernels' arithmetic, checked on CPU through Triton's interpreter."""
     pytest.importorskip('triton')

@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import lsnet
 
+from mm_helpers import fast_tier
 from reference_weights import write_released_checkpoint
 
 ALL_MODELS = sorted(n for n in timm.list_models() if n.startswith(('lsnet_', 'van_b')))
@@ -76,7 +77,7 @@ def test_forward_intermediates_agree_with_forward_features(name):
     assert [f.shape[1] for f in last_two] == [i['num_chs'] for i in model.feature_info[-2:]]
 
 
-@pytest.mark.parametrize('name', ALL_MODELS)
+@pytest.mark.parametrize('name', fast_tier(ALL_MODELS, [n for n in ALL_MODELS if n not in ('van_b4', 'van_b5', 'van_b6')]))
 def test_fx_feature_extraction_at_non_square_size(name):
     from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
     model = timm.create_model(name).eval()
@@ -105,7 +106,7 @@ def test_fx_backward_and_timm_fx_features(name):
     assert [m.shape[1] for m in maps] == features.feature_info.channels()
 
 
-@pytest.mark.parametrize('name', SMALL)
+@pytest.mark.parametrize('name', fast_tier(SMALL, ['van_b0']))
 def test_torchscript_matches_eager_saves_and_trains(name, tmp_path):
     """timm's torchscript tests: ``torch.jit.script`` of the model (also fused, also after FX), saved
     and loaded, gives the eager outputs at the training and at a non-square size, and backpropagates."""

@@ -16,7 +16,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401  (registers models)
-from lsnet.checkpoint import check_resume_checkpoint, read_checkpoint  # noqa: E402
+from lsnet.checkpoint import check_model_checkpoint, check_resume_checkpoint, read_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 from lsnet.checkpoint import find_resumable_checkpoint  # noqa: E402
@@ -119,10 +119,15 @@ def main(argv=None) -> None:
     if cfg.get('load_from') and not cfg.get('resume') and not args.load_from_partial:
         # A fine-tuning start point loads strictly, like init_cfg: another variant's file is an error
         # listing the keys, not thousands of warnings and a run from random weights. It loads when
-        # training starts, after the runner's weight initialisation (which would overwrite it).
-        cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='StrictLoadHook', checkpoint=cfg.load_from)]
+        # training starts, after the runner's weight initialisation (which would overwrite it); it is
+        # checked against the model as soon as the model is built, before any data is read.
+        load_from = cfg.load_from
+        cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='StrictLoadHook', checkpoint=load_from)]
         cfg.load_from = None
-    runner = Runner.from_cfg(cfg)
+        runner = Runner.from_cfg(cfg)
+        check_model_checkpoint(runner.model, load_from)
+    else:
+        runner = Runner.from_cfg(cfg)
     if cfg.get('resume'):
         checkpoint = read_checkpoint(cfg.load_from)
         check_resume_checkpoint(runner.model, checkpoint, cfg.load_from)
