@@ -3,6 +3,7 @@ and Semantic FPN, ``tools/test.py`` evaluates the ONNX files with the configs' o
 IoUMetric, and the metrics agree with the PyTorch model's on the same validation set (the shared
 runs' own ``tools/test.py`` evaluation, see tests/conftest.py)."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -36,21 +37,28 @@ def evaluate(cfg, model_file, tmp) -> dict:
 
 
 def test_retinanet_exports_and_evaluates_like_pytorch(retinanet):
-    """fp32 ONNX bbox mAP within 0.005 of PyTorch's; the INT8 file is written by the same command and
-    evaluates through the same metric; the graph holds QDQ int8 convolutions."""
+    """fp32 ONNX bbox mAP within 0.005 of PyTorch's; the INT8 file comes from the same command, whose
+    accuracy gate evaluates it beside the fp32 one with the config's CocoMetric: here told to demand an
+    improvement (--int8-max-drop -1), it refuses to ship it (exit 3, kept as .int8.rejected.onnx, both
+    values named); the graph holds QDQ int8 convolutions and evaluates through the same metric."""
     import onnx
     run, tmp = retinanet
     cfg, checkpoint, torch_metrics = run.cfg, run.checkpoint, run.metrics
     onnx_file = tmp / 'retinanet.onnx'
     result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file), '--size', '64', '64', '--int8',
-                       '--calib-images', '4'])
+                       '--calib-images', '4', '--int8-max-drop', '-1'], check=False)
+    assert result.returncode == 3, result.stderr[-3000:]
     assert 'onnxruntime vs PyTorch at 96x128' in result.stdout
+    assert re.search(r'INT8 coco/bbox_mAP \S+ vs fp32 \S+ on the test set of the config: \S+ below, bound -1',
+                     result.stdout), result.stdout[-2000:]
+    rejected = tmp / 'retinanet.int8.rejected.onnx'
+    assert 'beyond the bound' in result.stderr and rejected.is_file() and not (tmp / 'retinanet.int8.onnx').exists()
     onnx_metrics = evaluate(cfg, onnx_file, tmp)
     assert onnx_metrics['coco/bbox_mAP'] == pytest.approx(torch_metrics['coco/bbox_mAP'], abs=0.005)
-    graph = onnx.load(str(tmp / 'retinanet.int8.onnx')).graph
+    graph = onnx.load(str(rejected)).graph
     ops = {node.op_type for node in graph.node}
     assert {'QuantizeLinear', 'DequantizeLinear', 'Conv'} <= ops
-    int8_metrics = evaluate(cfg, tmp / 'retinanet.int8.onnx', tmp)
+    int8_metrics = evaluate(cfg, rejected, tmp)
     assert 0.0 <= int8_metrics['coco/bbox_mAP'] <= 1.0
     # nothing the user has is overwritten without asking
     again = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file)], check=False)

@@ -8,7 +8,11 @@ the per-level class and box maps (decoded and NMS'd by mmdet's own code in
 in the graph). Batch and image size are dynamic unless ``--fixed-shape`` (batch 1, ``--size``).
 ``--int8`` also writes OUT with ``.int8.onnx``: onnxruntime static quantization (QDQ, per-channel
 int8 weights, uint8 activations of the convolutions and matrix products), calibrated on the training
-set's first N images (shuffled with seed 0) through the test pipeline.
+set's first N images (shuffled with seed 0) through the test pipeline. The INT8 model is then
+evaluated beside the fp32 one on the config's test set with its own metric (top-1, bbox mAP, mIoU):
+if it falls further below than the task's bound (``--int8-max-drop``; default 0.5 points of top-1
+or mIoU, 0.01 bbox mAP), it is not written as OUT.int8.onnx but kept as OUT.int8.rejected.onnx, and
+the command exits with status 3 naming both values. ``--no-int8-check`` skips the evaluation.
 Evaluate either file with ``python tools/test.py CONFIG OUT.onnx``.
 """
 import argparse
@@ -37,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--fixed-shape', action='store_true', help='batch 1 and --size only (no shape arithmetic)')
     parser.add_argument('--int8', action='store_true', help='also write the INT8 model OUT.int8.onnx')
     parser.add_argument('--calib-images', type=int, default=64, help='training images that calibrate INT8')
+    parser.add_argument('--int8-max-drop', type=float, default=None,
+                        help="how far the INT8 model's metric may fall below the fp32 model's (default: the task's bound)")
+    parser.add_argument('--no-int8-check', action='store_true', help='write the INT8 model without evaluating it')
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. model.test_cfg.score_thr=0.05')
@@ -58,8 +65,23 @@ def calibration_dataloader(cfg):
         return Runner.build_dataloader(loader, seed=0)
 
 
-def int8_path(out: str) -> str:
-    return (out[:-len('.onnx')] if out.endswith('.onnx') else out) + '.int8.onnx'
+def int8_path(out: str, suffix: str = '.int8.onnx') -> str:
+    return (out[:-len('.onnx')] if out.endswith('.onnx') else out) + suffix
+
+
+INT8_REJECTED_EXIT_STATUS = 3
+
+
+def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tuple[bool, str]:
+    """Evaluate both files with the config's metric: (within the bound, report)."""
+    from lsnet.mm.onnx_model import evaluate_onnx
+    bound = task.int8_max_drop if max_drop is None else max_drop
+    values = [evaluate_onnx(cfg, path, osp.join(scratch, name))[task.metric]
+              for path, name in ((fp32, 'eval_fp32'), (int8, 'eval_int8'))]
+    drop = values[0] - values[1]
+    report = (f'INT8 {task.metric} {values[1]:.4g} vs fp32 {values[0]:.4g} on the test set of the config: '
+              f'{drop:+.4g} below, bound {bound:g}')
+    return drop <= bound, report
 
 
 def main(argv=None) -> dict:
@@ -109,6 +131,18 @@ def main(argv=None) -> dict:
             quantize_int8(fp32, int8, images)
             produced.append(int8)
             print(f'INT8: calibrated on {len(images)} training images')
+            if not args.no_int8_check:
+                accepted, report = int8_verdict(task, cfg, fp32, int8, scratch, args.int8_max_drop)
+                print(report)
+                if not accepted:
+                    os.replace(fp32, args.out)
+                    rejected = int8_path(args.out, '.int8.rejected.onnx')
+                    os.replace(int8, rejected)
+                    print(f'wrote {args.out}; the INT8 model is beyond the bound: kept as {rejected}, not as '
+                          f'{outputs[1]}', file=sys.stderr)
+                    raise SystemExit(INT8_REJECTED_EXIT_STATUS)
+            else:
+                print('INT8: accuracy not checked (--no-int8-check)')
         for source, target in zip(produced, outputs):
             os.replace(source, target)
             print(f'wrote {target} ({osp.getsize(target) / 2 ** 20:.1f} MiB)')

@@ -34,24 +34,17 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)
-    cfg.load_from = None
-    if isinstance(cfg.model.get('backbone'), dict):
-        cfg.model.backbone.init_cfg = None  # the checkpoint supplies the backbone too
-    onnx = args.checkpoint.endswith('.onnx')
-    # MMEngine's EMAHook saves the averaged weights as the checkpoint's state_dict, which the export
-    # took; for the test it would only swap a copy of them, and it cannot copy an onnxruntime session
-    if onnx and cfg.get('custom_hooks'):
-        cfg.custom_hooks = [hook for hook in cfg.custom_hooks if hook.get('type') != 'EMAHook']
-    runner = Runner.from_cfg(cfg)
-    if onnx:
-        from lsnet.deploy import inference_session
-        from lsnet.mm.onnx_model import task_export_for
-        model = getattr(runner.model, 'module', runner.model)
-        runner.model = task_export_for(model).runtime(model, inference_session(args.checkpoint))
+    if args.checkpoint.endswith('.onnx'):
+        from lsnet.mm.onnx_model import evaluate_onnx
         print(f'running {args.checkpoint} in onnxruntime', flush=True)
+        metrics = evaluate_onnx(cfg, args.checkpoint, cfg.work_dir)
     else:
+        cfg.load_from = None
+        if isinstance(cfg.model.get('backbone'), dict):
+            cfg.model.backbone.init_cfg = None  # the checkpoint supplies the backbone too
+        runner = Runner.from_cfg(cfg)
         load_model_checkpoint(runner.model, args.checkpoint)  # load_from is None: the runner loads nothing
-    metrics = runner.test()
+        metrics = runner.test()
     if args.out:
         import json
         with open(args.out, 'w') as f:

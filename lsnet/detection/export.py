@@ -58,4 +58,5 @@ def output_names(detector: nn.Module) -> list:
 register_task_export(TaskExport(
     name='single-stage detector', matches=is_single_stage_detector, network=DetectorNetwork,
     runtime=OnnxDetector, output_names=output_names,
-    dynamic_output_axes=lambda name: {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'}))
+    dynamic_output_axes=lambda name: {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'},
+    metric='coco/bbox_mAP', int8_max_drop=0.01))

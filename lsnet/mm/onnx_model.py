@@ -30,12 +30,16 @@ from ..models.backbone_base import fuse_model
 
 @dataclass(frozen=True)
 class TaskExport:
+    """How a task's models leave PyTorch. ``metric`` is the key of the config's evaluator that judges an
+    INT8 form, ``int8_max_drop`` how far below the fp32 form's value (in that metric's units) it may be."""
     name: str
     matches: Callable[[torch.nn.Module], bool]
     network: Callable[[torch.nn.Module], torch.nn.Module]
     runtime: Callable[[torch.nn.Module, object], 'OnnxRuntimeModel']
     output_names: Callable[[torch.nn.Module], list]
     dynamic_output_axes: Callable[[str], dict]
+    metric: str
+    int8_max_drop: float
 
 
 _TASK_EXPORTS: list[TaskExport] = []
@@ -110,6 +114,24 @@ class OnnxRuntimeModel(BaseModel):
 
     def postprocess(self, outputs: list[torch.Tensor], data_samples):
         raise NotImplementedError
+
+
+def evaluate_onnx(cfg, onnx_path: str | os.PathLike, work_dir: str) -> dict:
+    """The config's test loop and evaluator (CocoMetric, IoUMetric, top-k) run on an exported model in
+    onnxruntime; returns the metrics. ``cfg`` is not changed."""
+    from mmengine.runner import Runner
+
+    from ..deploy import inference_session
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir, cfg.load_from, cfg.resume = work_dir, None, False
+    if isinstance(cfg.model.get('backbone'), dict):
+        cfg.model.backbone.init_cfg = None  # the exported graph holds every weight
+    # MMEngine's EMAHook would swap weights the session does not use, and cannot copy a session
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook.get('type') != 'EMAHook']
+    runner = Runner.from_cfg(cfg)
+    model = getattr(runner.model, 'module', runner.model)
+    runner.model = task_export_for(model).runtime(model, inference_session(onnx_path))
+    return {key: float(value) for key, value in runner.test().items()}
 
 
 def calibration_images(dataloader, data_preprocessor, count: int):
