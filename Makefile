@@ -13,13 +13,13 @@ setup:
 # The whole suite: everything but the `serial` tests on TEST_WORKERS workers, then the `serial` tests
 # (several processes or timings each) alone. Exit status 5 (nothing selected) counts as a pass.
 test: setup
-	@$(PY) -m pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS); a=$$?; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" $(PYTEST_ARGS); a=$$?; \
 	$(PY) -m pytest -m serial $(PYTEST_ARGS); b=$$?; \
 	for s in $$a $$b; do if [ $$s -ne 0 ] && [ $$s -ne 5 ]; then exit $$s; fi; done
 
 # The loop to run while working: unit tests, contracts and numerics, no training beyond a few iterations.
 test-fast: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not serial" $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) tools/demo.py $(DEMO_ARGS)
