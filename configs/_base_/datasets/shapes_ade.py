@@ -25,7 +25,8 @@ test_pipeline = [
 ]
 dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
                seg_map_suffix='.png', reduce_zero_label=True)
-train_dataloader = dict(batch_size=16, num_workers=2, persistent_workers=False,
+# one loader worker: on two cores a second one takes more from the step than it gives
+train_dataloader = dict(batch_size=16, num_workers=1, persistent_workers=False,
                         dataset=dict(dataset, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=2, persistent_workers=False, dataset=dict(dataset, pipeline=test_pipeline))
 test_dataloader = val_dataloader

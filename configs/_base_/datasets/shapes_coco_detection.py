@@ -20,7 +20,8 @@ test_pipeline = [
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
 train_dataloader = dict(
-    batch_size=16, num_workers=2, persistent_workers=False, sampler=dict(type='InfiniteSampler', shuffle=True),
+    # one loader worker: on two cores a second one takes more from the step than it gives
+    batch_size=16, num_workers=1, persistent_workers=False, sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(data_root=data_root, metainfo=metainfo, filter_cfg=dict(filter_empty_gt=True, min_size=4),
                  pipeline=train_pipeline))
 val_dataloader = dict(
