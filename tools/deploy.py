@@ -4,7 +4,7 @@ python tools/deploy.py CONFIG CHECKPOINT OUT.onnx [--size H W] [--fixed-shape] [
 
 The graph holds the whole network with the backbone fused: classifiers give ``logits``; detectors
 the per-level class and box maps (decoded and NMS'd by mmdet's own code in
-``detection.export.OnnxDetector``); segmentors a ``labels`` map at the input's size (resize and argmax
+``lsnet.detection.export.OnnxDetector``); segmentors a ``labels`` map at the input's size (resize and argmax
 in the graph). Batch and image size are dynamic unless ``--fixed-shape`` (batch 1, ``--size``).
 ``--int8`` also writes OUT with ``.int8.onnx``: onnxruntime static quantization (QDQ, per-channel
 int8 weights, uint8 activations of the convolutions and matrix products), calibrated on the training
