@@ -84,28 +84,31 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_size: tup
         axes = {'images': {0: 'batch', 2: 'height', 3: 'width'} if dense else {0: 'batch'}}
         for name in outputs:
             axes[name] = {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'} if dense else {0: 'batch'}
-    return export_graph(model, path, example, outputs, axes, opset)
+    return export_graph(model, path, {'images': example}, outputs, axes, opset)
 
 
-def export_graph(module: torch.nn.Module, path: str | os.PathLike, example: torch.Tensor, output_names: list,
+def export_graph(module: torch.nn.Module, path: str | os.PathLike, inputs: dict, output_names: list,
                  dynamic_axes: Optional[dict], opset: int = 17) -> str:
-    """``torch.onnx.export`` of ``module`` (input ``images``) as every export here does it: the TorchScript
-    exporter, SKA through its plain PyTorch form (standard ONNX operators), no autograd."""
+    """``torch.onnx.export`` of ``module`` called with ``inputs`` (graph input name -> example tensor, in
+    the order of ``module.forward``'s arguments) as every export here does it: the TorchScript exporter,
+    SKA through its plain PyTorch form (standard ONNX operators), no autograd."""
     with ska_backend('torch'), torch.no_grad(), atomic_output(path) as tmp:
-        torch.onnx.export(module, (example,), tmp, dynamo=False, input_names=['images'],
+        torch.onnx.export(module, tuple(inputs.values()), tmp, dynamo=False, input_names=list(inputs),
                           output_names=output_names, opset_version=opset, dynamic_axes=dynamic_axes)
     return os.fspath(path)
 
 
-def inference_session(path: str | os.PathLike, threads: Optional[int] = None):
-    """An onnxruntime CPU session with every graph optimisation. Idle worker threads block instead of
-    spinning: a spinning pool would take the cores from whatever runs next (the benchmark's other rows)."""
+def inference_session(model: str | os.PathLike | bytes, threads: Optional[int] = None):
+    """An onnxruntime CPU session with every graph optimisation, of an ONNX file or a serialized model.
+    Idle worker threads block instead of spinning: a spinning pool would take the cores from whatever
+    runs next (the benchmark's other rows)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return ort.InferenceSession(os.fspath(path), options, providers=['CPUExecutionProvider'])
+    source = model if isinstance(model, bytes) else os.fspath(model)
+    return ort.InferenceSession(source, options, providers=['CPUExecutionProvider'])
 
 
 # What INT8 quantizes: the convolutions and matrix products, which hold nearly all the arithmetic. The
@@ -113,10 +116,12 @@ def inference_session(path: str | os.PathLike, threads: Optional[int] = None):
 INT8_OP_TYPES = ('Conv', 'MatMul', 'Gemm')
 
 
-def quantize_int8(fp32_path: str | os.PathLike, out: str | os.PathLike, images: list) -> str:
+def quantize_int8(fp32_path: str | os.PathLike, out: str | os.PathLike, feeds: list) -> str:
     """onnxruntime static quantization of an exported graph into ``out``: QDQ format, per-channel
     symmetric int8 weights, uint8 activations, ``INT8_OP_TYPES`` only, ranges from MinMax
-    calibration on ``images`` (arrays fed as the graph's ``images`` input, one per run)."""
+    calibration on ``feeds`` (one dict of graph input name -> array per run). The calibrator holds every
+    run's intermediate tensors until the end (onnxruntime 1.23's ``CalibMaxIntermediateOutputs``, which
+    would bound that, drops the runs of each full chunk instead of merging their ranges)."""
     import tempfile
 
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
@@ -124,7 +129,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out: str | os.PathLike, images: 
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.feeds = iter([{'images': image} for image in images])
+            self.feeds = iter(feeds)
 
         def get_next(self):
             return next(self.feeds, None)

@@ -3,6 +3,11 @@
 Detectors and segmentors from configs: inference at the papers' sizes (1333x800 COCO, 2048x512
 ADE20K) and a training step (forward + backward + optimizer) on synthetic targets, with peak memory:
     python tools/benchmark.py dense --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py [--batch 2]
+The same whole networks on the deploy paths, batch-1 latency at 1333x800 (padded to 1344x800) and
+512x512, each beside a baseline detector/segmentor of its task on the same path:
+    python tools/benchmark.py dense-deploy --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py \
+        configs/retinanet/retinanet_efficientvit-m4_fpn_1x_coco.py --paths eager onnxruntime \
+        --baseline-configs configs/retinanet/retinanet_efficientvit-m4_fpn_1x_coco.py
 Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused, warm-up, then
 img/s in interleaved rounds (median, spread, peak memory: allocated on GPU, resident set on CPU);
 GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32. ``--paths`` adds the deployment forms:
@@ -157,8 +162,8 @@ def onnxruntime_calls(model: torch.nn.Module, inputs: tuple, onnx_path: str, int
     path = export_onnx(model, onnx_path, input_size=tuple(inputs[0].shape[2:]))
     if int8:
         generator = np.random.default_rng(0)
-        images = [generator.standard_normal((1, *inputs[0].shape[1:]), dtype=np.float32) for _ in range(8)]
-        path = quantize_int8(path, onnx_path[:-len('.onnx')] + '.int8.onnx', images)
+        feeds = [{'images': generator.standard_normal((1, *inputs[0].shape[1:]), dtype=np.float32)} for _ in range(8)]
+        path = quantize_int8(path, onnx_path[:-len('.onnx')] + '.int8.onnx', feeds)
     session = inference_session(path)
 
     def call(feed: dict):
@@ -476,6 +481,85 @@ def bench_dense(args: argparse.Namespace, device: torch.device) -> None:
               f'{train_mem:.2f} |')
 
 
+# The papers' test inputs of the deploy rows: COCO 1333x800 padded to a multiple of 32, ADE20K 512x512.
+DEPLOY_INPUT_SIZES = {'mmdet': (800, 1344), 'mmseg': (512, 512)}
+
+
+def dense_network_step(config: str, path: str, args: argparse.Namespace, onnx_path: str) -> Callable:
+    """One batch-1 call of ``config``'s whole network on ``path``, as ``tools/deploy.py`` exports it:
+    backbone (deploy form) + neck + head, the segmentor's resize and argmax included, the detector's
+    box decoding and NMS (mmdet's Python code, the same on every path) not."""
+    import numpy as np
+
+    from lsnet.deploy import inference_session, quantize_int8
+    from lsnet.mm.build import build_model_from_config
+    from lsnet.mm.onnx_model import deploy_network, export_whole_model, network_inputs, task_export_for
+    model, cfg = build_model_from_config(config, pretrained=False)
+    model.eval()
+    task = task_export_for(model)
+    if task.extra_inputs(model):
+        raise SystemExit(f'{config}: a two-stage detector\'s RoI heads run on as many RoIs as the RPN proposes; '
+                         'the deploy rows time single-stage detectors and segmentors')
+    size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in DEPLOY_INPUT_SIZES[cfg.default_scope])
+    x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    if path.startswith('onnxruntime'):
+        onnx_file = export_whole_model(model, onnx_path, size)
+        if path == 'onnxruntime-int8':  # ranges from seeded images: they, not the data, decide the speed
+            generator = np.random.default_rng(0)
+            feeds = [{'images': generator.standard_normal((1, 3, *size), dtype=np.float32)} for _ in range(2)]
+            onnx_file = quantize_int8(onnx_file, onnx_path[:-len('.onnx')] + '.int8.onnx', feeds)
+        session = inference_session(onnx_file)
+        feed = {name: value.numpy() for name, value in network_inputs(task, model, x).items()}
+        return lambda: session.run(None, feed)
+    network = deploy_network(model)
+    if path == 'deploy':
+        network = deploy_model(network)
+
+    def step():
+        with torch.inference_mode():
+            network(x)
+    return step
+
+
+def bench_dense_deploy(args: argparse.Namespace) -> None:
+    """Whole detectors and segmentors at the papers' input sizes on the deploy paths, batch 1 on the CPU:
+    every (config, path) in interleaved rounds, latency median and p90 over every call; each row's ratio
+    is the --baseline config of its task (mmdet or mmseg) on the same path, its latency over the row's."""
+    import tempfile
+
+    from mmengine.config import Config
+    scopes = {config: Config.fromfile(config).get('default_scope', 'mmengine') for config in args.configs}
+    baselines = {}
+    for config in args.baseline_configs or []:
+        if config not in scopes:
+            raise SystemExit(f'--baseline-configs {config} must be one of --configs: each row is compared with '
+                             'the baseline of its task on its own path')
+        baselines[scopes[config]] = config
+    plan = [(config, path) for config in args.configs for path in args.paths]
+    latencies = {entry: [] for entry in plan}
+    with tempfile.TemporaryDirectory() as folder:
+        steps = {}
+        for index, (config, path) in enumerate(plan):
+            started = time.perf_counter()
+            steps[config, path] = dense_network_step(config, path, args, osp.join(folder, f'{index}.onnx'))
+            time_call(steps[config, path], torch.device('cpu'), 0.0, args.warmup, min_iters=1)
+            print(f'  {config} ({path}): ready ({time.perf_counter() - started:.1f} s)', flush=True)
+        for _ in range(args.rounds):
+            for entry, step in steps.items():
+                step()  # untimed: the first call after another row's
+                latencies[entry] += latency_ms(step, torch.device('cpu'), args.min_time / args.rounds)
+    print(f'\nwhole networks, batch 1, fp32 (INT8 for onnxruntime-int8), CPU, {torch.get_num_threads()} threads; '
+          f'median of every call in {args.rounds} interleaved rounds; ratio: the baseline\'s latency over the row\'s, '
+          'same task, same path')
+    print('| config | input | path | ms median | p90 | ratio to baseline |\n|---|---|---|---|---|---|')
+    for (config, path), values in latencies.items():
+        size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in DEPLOY_INPUT_SIZES[scopes[config]])
+        base = baselines.get(scopes[config])
+        ratio = (f'{statistics.median(latencies[base, path]) / statistics.median(values):.2f}' if base else '-')
+        print(f'| {osp.basename(config)[:-3]} | {size[1]}x{size[0]} | {path} | {statistics.median(values):.1f} | '
+              f'{percentile(values, 0.9):.1f} | {ratio} |')
+
+
 class SavedActivations:
     """Bytes of the tensors autograd saves for the backward pass (distinct storages), the memory
     that activation checkpointing trades for recomputation; counted, so the same on every machine."""
@@ -594,10 +678,12 @@ def bench_datacheck(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('what', choices=['models', 'ska', 'dense', 'checkpointing', 'datacheck'])
+    parser.add_argument('what', choices=['models', 'ska', 'dense', 'dense-deploy', 'checkpointing', 'datacheck'])
     parser.add_argument('--configs', nargs='+', default=['configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py'])
     parser.add_argument('--models', nargs='+', default=['lsnet_t', 'lsnet_s', 'lsnet_b'])
     parser.add_argument('--baseline', default=None, help='model whose img/s is the ratios\' denominator')
+    parser.add_argument('--baseline-configs', nargs='+', default=None,
+                        help='dense-deploy: per task (mmdet, mmseg), the config whose latency the ratios divide')
     parser.add_argument('--mode', choices=['infer', 'train'], default='infer')
     parser.add_argument('--no-latency', action='store_true', help='models: skip the batch-1 latency columns')
     parser.add_argument('--paths', nargs='+', default=['eager'],
@@ -627,6 +713,8 @@ def main(argv=None) -> None:
         bench_models(args, device)
     elif args.what == 'dense':
         bench_dense(args, device)
+    elif args.what == 'dense-deploy':
+        bench_dense_deploy(args)
     elif args.what == 'checkpointing':
         bench_checkpointing(args, device)
     elif args.what == 'datacheck':

@@ -1,17 +1,19 @@
-"""Export a trained classifier, RetinaNet or Semantic FPN (config + checkpoint) to ONNX, optionally INT8.
+"""Export a trained classifier, detector (RetinaNet, Faster/Mask R-CNN) or Semantic FPN (config + checkpoint)
+to ONNX, optionally INT8.
 
 python tools/deploy.py CONFIG CHECKPOINT OUT.onnx [--size H W] [--fixed-shape] [--int8 [--calib-images N]]
 
 The graph holds the whole network with the backbone fused: classifiers give ``logits``; detectors
 the per-level class and box maps (decoded and NMS'd by mmdet's own code in
-``lsnet.detection.export.OnnxDetector``); segmentors a ``labels`` map at the input's size (resize and argmax
+``lsnet.detection.export.OnnxDetector``), two-stage detectors their first stage and RoI heads as parts of
+one file (``OnnxTwoStageDetector`` runs mmdet's RPN, RoIAlign and post-processing between them); segmentors a ``labels`` map at the input's size (resize and argmax
 in the graph). Batch and image size are dynamic unless ``--fixed-shape`` (batch 1, ``--size``).
 ``--int8`` also writes OUT with ``.int8.onnx``: onnxruntime static quantization (QDQ, per-channel
 int8 weights, uint8 activations of the convolutions and matrix products), calibrated on the training
 set's first N images (shuffled with seed 0) through the test pipeline. The INT8 model is then
-evaluated beside the fp32 one on the config's test set with its own metric (top-1, bbox mAP, mIoU):
-if it falls further below than the task's bound (``--int8-max-drop``; default 0.5 points of top-1
-or mIoU, 0.01 bbox mAP), it is not written as OUT.int8.onnx but kept as OUT.int8.rejected.onnx, and
+evaluated beside the fp32 one on the config's test set with its own metrics (top-1, bbox and mask
+mAP, mIoU): if one falls further below than the task's bound (``--int8-max-drop``; default 0.5 points of
+top-1 or mIoU, 0.01 bbox or mask mAP), it is not written as OUT.int8.onnx but kept as OUT.int8.rejected.onnx, and
 the command exits with status 3 naming both values. ``--no-int8-check`` skips the evaluation.
 Evaluate either file with ``python tools/test.py CONFIG OUT.onnx``.
 """
@@ -72,16 +74,24 @@ def int8_path(out: str, suffix: str = '.int8.onnx') -> str:
 INT8_REJECTED_EXIT_STATUS = 3
 
 
-def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tuple[bool, str]:
-    """Evaluate both files with the config's metric: (within the bound, report)."""
+def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tuple[bool, list]:
+    """Evaluate both files with the config's metrics: (every judged metric within the bound, one report
+    line per metric)."""
     from lsnet.mm.onnx_model import evaluate_onnx
     bound = task.int8_max_drop if max_drop is None else max_drop
-    values = [evaluate_onnx(cfg, path, osp.join(scratch, name))[task.metric]
-              for path, name in ((fp32, 'eval_fp32'), (int8, 'eval_int8'))]
-    drop = values[0] - values[1]
-    report = (f'INT8 {task.metric} {values[1]:.4g} vs fp32 {values[0]:.4g} on the test set of the config: '
-              f'{drop:+.4g} below, bound {bound:g}')
-    return drop <= bound, report
+    fp32_metrics, int8_metrics = (evaluate_onnx(cfg, path, osp.join(scratch, name))
+                                  for path, name in ((fp32, 'eval_fp32'), (int8, 'eval_int8')))
+    judged = [key for key in task.metrics if key in fp32_metrics]
+    if not judged:
+        raise ValueError(f'the config\'s evaluator reports none of {list(task.metrics)} '
+                         f'(it reports {sorted(fp32_metrics)}): nothing judges the INT8 model')
+    reports, accepted = [], True
+    for key in judged:
+        drop = fp32_metrics[key] - int8_metrics[key]
+        accepted &= drop <= bound
+        reports.append(f'INT8 {key} {int8_metrics[key]:.4g} vs fp32 {fp32_metrics[key]:.4g} on the test set of the '
+                       f'config: {drop:+.4g} below, bound {bound:g}')
+    return accepted, reports
 
 
 def main(argv=None) -> dict:
@@ -90,7 +100,7 @@ def main(argv=None) -> dict:
     from lsnet.deploy import quantize_int8
     from lsnet.mm.build import build_model_from_config
     from lsnet.deploy import inference_session
-    from lsnet.mm.onnx_model import calibration_images, export_whole_model, task_export_for
+    from lsnet.mm.onnx_model import calibration_feeds, export_whole_model, network_inputs, task_export_for
     from lsnet.mm.safe_io import install_safe_io
 
     install_safe_io()
@@ -113,9 +123,10 @@ def main(argv=None) -> dict:
         # check the graph at another size than the traced one (the same one with --fixed-shape)
         check_size = size if args.fixed_shape else (size[0] + 32, size[1] + 64)
         x = torch.randn(1, 3, *check_size, generator=torch.Generator().manual_seed(0))
-        got = inference_session(fp32).run(None, {'images': x.numpy()})
+        inputs = network_inputs(task, model, x)
+        got = inference_session(fp32).run(None, {name: value.numpy() for name, value in inputs.items()})
         with torch.no_grad():
-            want = task.network(model).eval()(x)
+            want = task.network(model).eval()(*inputs.values())
         want = want if isinstance(want, tuple) else (want,)
         if got[0].dtype.kind == 'i':
             report = f'labels agree on {np.mean(got[0] == want[0].numpy()) * 100:.2f}% of pixels'
@@ -126,14 +137,14 @@ def main(argv=None) -> dict:
         print(f'{task.name}: onnxruntime vs PyTorch at {check_size[0]}x{check_size[1]}: {report}')
         produced = [fp32]
         if args.int8:
-            images = calibration_images(calibration_dataloader(cfg), model.data_preprocessor, args.calib_images)
+            feeds = calibration_feeds(task.runtime(model, fp32), calibration_dataloader(cfg), args.calib_images)
             int8 = osp.join(scratch, 'model.int8.onnx')
-            quantize_int8(fp32, int8, images)
+            quantize_int8(fp32, int8, feeds)
             produced.append(int8)
-            print(f'INT8: calibrated on {len(images)} training images')
+            print(f'INT8: calibrated on {len(feeds)} training images')
             if not args.no_int8_check:
-                accepted, report = int8_verdict(task, cfg, fp32, int8, scratch, args.int8_max_drop)
-                print(report)
+                accepted, reports = int8_verdict(task, cfg, fp32, int8, scratch, args.int8_max_drop)
+                print('\n'.join(reports))
                 if not accepted:
                     os.replace(fp32, args.out)
                     rejected = int8_path(args.out, '.int8.rejected.onnx')

@@ -27,4 +27,4 @@ class OnnxClassifier(OnnxRuntimeModel):
 register_task_export(TaskExport(
     name='classifier', matches=lambda model: isinstance(model, LSNetClassifier), network=ClassifierNetwork,
     runtime=OnnxClassifier, output_names=lambda model: ['logits'],
-    dynamic_output_axes=lambda name: {0: 'batch'}, metric='top1', int8_max_drop=0.5))
+    dynamic_output_axes=lambda name: {0: 'batch'}, metrics=('top1',), int8_max_drop=0.5))

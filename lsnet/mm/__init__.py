@@ -10,9 +10,11 @@ from mmengine.registry import MODELS
 
 from ..models import VAN, LSNet
 from . import datacheck, hooks, nonfinite, optim, preemption, resume, safe_io  # noqa: F401  (registrations)
+from .timm_backbone import AnySizeTIMMBackbone
 
 MODELS.register_module('LSNet', module=LSNet, force=True)
 MODELS.register_module('VAN', module=VAN, force=True)
+MODELS.register_module('AnySizeTIMMBackbone', module=AnySizeTIMMBackbone, force=True)
 
 try:
     import mmcv.cnn  # noqa: F401

@@ -56,4 +56,4 @@ class OnnxSegmenter(OnnxRuntimeModel):
 register_task_export(TaskExport(
     name='segmentor', matches=is_segmentor, network=SegmenterNetwork, runtime=OnnxSegmenter,
     output_names=lambda model: ['labels'],
-    dynamic_output_axes=lambda name: {0: 'batch', 1: 'height', 2: 'width'}, metric='mIoU', int8_max_drop=0.5))
+    dynamic_output_axes=lambda name: {0: 'batch', 1: 'height', 2: 'width'}, metrics=('mIoU',), int8_max_drop=0.5))

@@ -1,0 +1,11 @@
+# Semantic FPN with timm's efficientvit_m4, the comparison for LSNet-T's: the same neck, head and recipe.
+# efficientvit_m4's stages have strides 16..64; LSNetFPN's transposed-conv level adds stride 8, so the head
+# sees strides 8..64 as with LSNet. For training, point checkpoint_path at timm's efficientvit_m4 weights.
+_base_ = [
+    '../_base_/models/sem_fpn.py', '../_base_/datasets/ade20k.py',
+    '../_base_/schedules/seg_40k_adamw.py', '../_base_/default_runtime_seg.py'
+]
+model = dict(
+    backbone=dict(type='AnySizeTIMMBackbone', model_name='efficientvit_m4', pretrained=False, checkpoint_path=''),
+    neck=dict(in_channels=[128, 256, 384], num_extra_trans_convs=1),
+    decode_head=dict(feature_strides=[8, 16, 32, 64]))
