@@ -7,11 +7,11 @@ and segmentation tasks (``lsnet.detection``, ``lsnet.segmentation``) need mmdet 
 when imported, as their configs' ``custom_imports`` do.
 """
 from .deploy import deploy_model
-from .models import VAN, CheckpointError, LSNet, fuse_model
+from .models import VAN, CheckpointError, LSNet, LSNetBackbone, VANBackbone, fuse_model
 from .ops import ska, set_ska_backend
 
 __version__ = '0.1.0'
-__all__ = ['LSNet', 'VAN', 'CheckpointError', 'deploy_model', 'fuse_model', 'ska', 'set_ska_backend']
+__all__ = ['LSNet', 'LSNetBackbone', 'VAN', 'VANBackbone', 'CheckpointError', 'deploy_model', 'fuse_model', 'ska', 'set_ska_backend']
 
 try:
     import mmengine  # noqa: F401

@@ -127,6 +127,9 @@ def _read_safetensors(path: str, map_location: Any) -> dict:
 def _unpickling_reason(message: str) -> str:
     """The line of torch's weights-only error that says what was refused (its other lines are advice)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:  # the unpickler's own line, after torch's numbered advice when it gives some
+        if line.startswith('WeightsUnpickler error:'):
+            return line[len('WeightsUnpickler error:'):].strip()
     for line in lines:
         if not line.startswith(('Weights only load failed', 'Check the documentation')):
             return line

@@ -64,7 +64,7 @@ class FrozenGraph(torch.nn.Module):
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_size: tuple[int, int] = (224, 224),
                 dynamic: bool = True, opset: int = 17, fuse: bool = True) -> str:
-    """Export ``model`` (classifier, or backbone built with ``out_indices``) to ONNX.
+    """Export ``model`` (a classifier, or a backbone: ``LSNetBackbone`` / ``VANBackbone``) to ONNX.
 
     The SKA operator exports as standard ONNX operators (one pad, nine slices, multiply-adds:
     :func:`lsnet.ops.ska.ska_flat`), which every ONNX runtime runs. With ``dynamic`` the batch and

@@ -3,7 +3,7 @@ import timm
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lsnet import VAN, LSNet, fuse_model
+from lsnet import VAN, LSNet, LSNetBackbone, VANBackbone, fuse_model
 from lsnet.models.lsnet import Attention
 
 from reference_weights import fixture, layout, seeded_input, write_released_checkpoint
@@ -54,7 +54,7 @@ def test_parity_with_reference(name, route, tmp_path):
     with torch.no_grad():
         assert rel_err(model(x), outs['logits']) < 1e-4
         feats_x = x if name.startswith('lsnet') else seeded_input(meta['feats_input'], meta['feats_input_seed'])
-        dense_cls = LSNet if name.startswith('lsnet') else VAN
+        dense_cls = LSNetBackbone if name.startswith('lsnet') else VANBackbone
         dense = dense_cls(name.split('_')[1], out_indices=(0, 1, 2, 3),
                           init_cfg=dict(type='Pretrained', checkpoint=str(path)))
         dense.init_weights()
@@ -69,7 +69,7 @@ def test_parity_with_reference(name, route, tmp_path):
 @pytest.mark.parametrize('size', [(97, 131), (250, 66)])
 def test_any_input_size(name, size):
     cls, arch = (LSNet, name[-1]) if name.startswith('lsnet') else (VAN, name.split('_')[1])
-    model = cls(arch, out_indices=(0, 1, 2, 3)).eval()
+    model = {LSNet: LSNetBackbone, VAN: VANBackbone}[cls](arch, out_indices=(0, 1, 2, 3)).eval()
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         feats = model(x)
@@ -106,7 +106,7 @@ def test_released_offset_index_numbering():
     assert idxs and all(torch.equal(model.blocks4[3].mixer.m.attention_bias_idxs, i) for i in idxs)
 
 
-@pytest.mark.parametrize('cls,arch', [(LSNet, 't'), (LSNet, 's'), (VAN, 'b0')])
+@pytest.mark.parametrize('cls,arch', [(LSNetBackbone, 't'), (LSNetBackbone, 's'), (VANBackbone, 'b0')])
 @pytest.mark.parametrize('frozen', [0, 1, 2, 4])
 def test_frozen_stages_and_norm_eval(cls, arch, frozen):
     model = cls(arch, out_indices=(0, 1, 2, 3), frozen_stages=frozen, norm_eval=True)
@@ -159,7 +159,7 @@ def test_bad_arguments_name_value_and_choices():
     with pytest.raises(ValueError, match='unknown keys'):
         LSNet(dict(embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), depth=3))
     with pytest.raises(ValueError, match=r'out_indices \(0, 4\) has 4.*0\.\.3'):
-        LSNet('t', out_indices=(0, 4))
+        LSNetBackbone('t', out_indices=(0, 4))
     with pytest.raises(ValueError, match='frozen_stages=7'):
         VAN('b0', frozen_stages=7)
     with pytest.raises(ValueError, match='needs "checkpoint"'):
@@ -237,7 +237,7 @@ def test_large_van_variants_build_and_run(arch):
     variants table and checked for their stage layout, dense outputs and classifier shape."""
     from lsnet.models.variants import VAN_ARCHS
     spec = VAN_ARCHS[arch]
-    model = VAN(arch, out_indices=(0, 1, 2, 3)).eval()
+    model = VANBackbone(arch, out_indices=(0, 1, 2, 3)).eval()
     assert [len(stage) for stage in (model.block1, model.block2, model.block3, model.block4)] == list(spec['depths'])
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 96))
@@ -290,7 +290,7 @@ def test_lsnet_runs_channels_last_on_cpu_and_returns_the_input_layout():
     model.cpu_channels_last = True
     # the maps a user gets keep the layout of the input
     model.eval()
-    dense = LSNet('t', out_indices=(0, 1, 2, 3)).eval()
+    dense = LSNetBackbone('t', out_indices=(0, 1, 2, 3)).eval()
     for layout in (torch.contiguous_format, torch.channels_last):
         xl = x.contiguous(memory_format=layout)
         maps = [model.forward_features(xl), *dense(xl), *model.forward_intermediates(xl, intermediates_only=True)]

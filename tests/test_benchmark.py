@@ -105,6 +105,34 @@ def test_dense_inference_and_training_step():
     assert '| retinanet_lsnet-t_fpn_1x_coco |' in result.stdout and '| fpn_lsnet-t_40k_ade20k |' in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.serial
+def test_dense_deploy_rows_compare_each_task_with_its_baseline_on_the_same_path():
+    """Whole RetinaNet and Semantic FPN networks, LSNet-T beside efficientvit_m4 (AnySizeTIMMBackbone),
+    on the eager and onnxruntime paths: one row per (config, path) with the input size the papers' sizes
+    scale to, p90 not below the median, and the ratio the baseline's median latency over the row's,
+    both of the same task on the same path (the baselines' own rows 1.00). A two-stage detector is
+    refused by name."""
+    configs = ['configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py', 'configs/retinanet/retinanet_efficientvit-m4_fpn_1x_coco.py',
+               'configs/sem_fpn/fpn_lsnet-t_40k_ade20k.py', 'configs/sem_fpn/fpn_efficientvit-m4_40k_ade20k.py']
+    result = run_tool(['tools/benchmark.py', 'dense-deploy', '--configs', *configs, '--paths', 'eager', 'onnxruntime',
+                       '--baseline-configs', configs[1], configs[3], '--dense-scale', '0.1', '--rounds', '2',
+                       '--min-time', '0.2', '--warmup', '0.05'])
+    rows = [r for r in table_rows(result.stdout) if r[0] != 'config']
+    names = [c.split('/')[-1][:-3] for c in configs]
+    assert [(r[0], r[2]) for r in rows] == [(n, p) for n in names for p in ('eager', 'onnxruntime')]
+    by_key = {(r[0], r[2]): r for r in rows}
+    for name, size, path, ms, p90, ratio in rows:
+        assert size == ('128x64' if name.startswith('retinanet') else '64x64')
+        base = by_key[names[1] if name.startswith('retinanet') else names[3], path]
+        assert float(ms) <= float(p90)
+        assert float(ratio) == pytest.approx(float(base[3]) / float(ms), abs=0.006 + 0.01 * float(ratio))
+    assert by_key[names[1], 'onnxruntime'][5] == by_key[names[3], 'eager'][5] == '1.00'
+    refused = run_tool(['tools/benchmark.py', 'dense-deploy', '--configs', 'configs/mask_rcnn/mask-rcnn_lsnet-t_fpn_1x_coco.py',
+                        '--dense-scale', '0.1'], check=False)
+    assert refused.returncode != 0 and 'two-stage detector' in refused.stderr
+
+
 def test_released_baseline_runs_the_released_ska_in_nchw():
     """``:released`` is LSNet as the released code runs it: unfold SKA, and NCHW convolutions on CPU
     (our LSNet converts to channels-last)."""

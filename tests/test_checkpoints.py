@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-from lsnet import VAN, CheckpointError, LSNet
+from lsnet import VAN, CheckpointError, LSNet, LSNetBackbone, VANBackbone
 
 from reference_weights import fixture, released_state_dict, seeded_input, write_released_checkpoint
 
@@ -87,7 +87,7 @@ def test_dense_backbone_from_detector_checkpoint(tmp_path):
     torch.save({'state_dict': wrapped, 'meta': {'epoch': 12}}, path)
     x = seeded_input(meta['input'], meta['input_seed'])
     for prefix in ('backbone.', ''):  # explicit, or recognised automatically
-        model = LSNet('t', out_indices=(3,), init_cfg=dict(type='Pretrained', checkpoint=str(path),
+        model = LSNetBackbone('t', out_indices=(3,), init_cfg=dict(type='Pretrained', checkpoint=str(path),
                                                             prefix=prefix))
         model.init_weights()
         with torch.no_grad():
@@ -130,7 +130,7 @@ def test_mmpretrain_van_names(tmp_path):
         renamed['backbone.' + key if not key.startswith('head') else key] = value
     path = tmp_path / 'mmpretrain_van.pth'
     torch.save({'state_dict': renamed, 'meta': {}}, path)
-    model = VAN('b0', out_indices=(0, 1, 2, 3), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = VANBackbone('b0', out_indices=(0, 1, 2, 3), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
     x = seeded_input(meta['feats_input'], meta['feats_input_seed'])
     with torch.no_grad():

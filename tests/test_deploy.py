@@ -76,7 +76,7 @@ def test_classifier_onnx_matches_pytorch(name, tmp_path, ort, monkeypatch):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('cls,arch', [(lsnet.LSNet, 't'), (lsnet.VAN, 'b0')])
+@pytest.mark.parametrize('cls,arch', [(lsnet.LSNetBackbone, 't'), (lsnet.VANBackbone, 'b0')])
 def test_backbone_onnx_dynamic_sizes(cls, arch, tmp_path, ort):
     model = cls(arch, out_indices=(0, 1, 2, 3)).eval()
     path = export_onnx(model, tmp_path / 'backbone.onnx', (256, 320))

@@ -22,7 +22,7 @@ after = (dict(CheckpointLoader._schemes), dict(backends), torch.load, torch.get_
          torch.get_default_dtype(), None)
 assert 'lsnet_t' in timm.list_models('lsnet*') and 'van_b0' in timm.list_models('van*')
 from mmengine.registry import MODELS
-assert MODELS.get('LSNet') is lsnet.LSNet
+assert MODELS.get('LSNet') is lsnet.LSNetBackbone and MODELS.get('VAN') is lsnet.VANBackbone
 for name, a, b in zip(('checkpoint loaders', 'file backends', 'torch.load', 'threads', 'dtype'), before, after):
     assert a == b, f'import lsnet changed {name}'
 print('untouched')

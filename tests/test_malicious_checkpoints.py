@@ -12,7 +12,7 @@ pytest.importorskip('mmengine')
 
 import lsnet  # noqa: E402,F401
 import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imports do)
-from lsnet import LSNet  # noqa: E402
+from lsnet import LSNet, LSNetBackbone  # noqa: E402
 from lsnet.checkpoint import CheckpointError  # noqa: E402
 
 from mm_helpers import ROOT  # noqa: E402
@@ -49,7 +49,7 @@ def test_timm_pretrained_file(evil, noise):
 
 
 def test_init_cfg_pretrained(evil):
-    model = LSNet('t', out_indices=(0,), init_cfg=dict(type='Pretrained', checkpoint=str(evil)))
+    model = LSNetBackbone('t', out_indices=(0,), init_cfg=dict(type='Pretrained', checkpoint=str(evil)))
     with pytest.raises(CheckpointError, match='not safe to unpickle'):
         model.init_weights()
 

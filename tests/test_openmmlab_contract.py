@@ -12,7 +12,7 @@ pytest.importorskip('mmengine')
 from mmengine.registry import MODELS  # noqa: E402
 
 import lsnet  # noqa: E402,F401
-from lsnet import VAN, LSNet, fuse_model  # noqa: E402
+from lsnet import VAN, LSNet, LSNetBackbone, VANBackbone, fuse_model  # noqa: E402
 from lsnet.checkpoint import CheckpointError  # noqa: E402
 
 from reference_weights import write_released_checkpoint  # noqa: E402
@@ -38,13 +38,13 @@ def test_mmpretrain_van_config_dicts_build_unchanged():
 
 
 def test_init_cfg_initializers_apply_as_in_base_module(tmp_path):
-    model = LSNet('t', out_indices=(0, 1, 2, 3), init_cfg=[dict(type='Constant', layer='Conv2d', val=0.25)])
+    model = LSNetBackbone('t', out_indices=(0, 1, 2, 3), init_cfg=[dict(type='Constant', layer='Conv2d', val=0.25)])
     model.init_weights()
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(torch.all(m.weight == 0.25) for m in convs)
     # initializers first, then Pretrained on top (MMEngine's order)
     path = write_released_checkpoint('lsnet_t', tmp_path / 'lsnet_t.pth')
-    model = LSNet('t', out_indices=(3,), init_cfg=[dict(type='Pretrained', checkpoint=str(path)),
+    model = LSNetBackbone('t', out_indices=(3,), init_cfg=[dict(type='Pretrained', checkpoint=str(path)),
                                                    dict(type='Constant', layer='Conv2d', val=0.25)])
     model.init_weights()
     assert not torch.all(model.patch_embed[0].c.weight == 0.25)
@@ -52,12 +52,12 @@ def test_init_cfg_initializers_apply_as_in_base_module(tmp_path):
         LSNet('t', init_cfg=dict(type='Kaimin', layer='Conv2d'))
 
 
-@pytest.mark.parametrize('cls,arch', [(LSNet, 't'), (VAN, 'b0')])
+@pytest.mark.parametrize('cls,arch', [(LSNetBackbone, 't'), (VANBackbone, 'b0')])
 def test_norm_cfg(cls, arch, tmp_path):
     sync = cls(arch, out_indices=(0, 1, 2, 3), norm_cfg=dict(type='SyncBN'))
     assert not any(type(m) is nn.BatchNorm2d for m in sync.modules())
     assert any(isinstance(m, nn.SyncBatchNorm) for m in sync.modules())
-    name = 'lsnet_t' if cls is LSNet else 'van_b0'
+    name = 'lsnet_t' if cls is LSNetBackbone else 'van_b0'
     path = write_released_checkpoint(name, tmp_path / f'{name}.pth')
     sync.load_pretrained(str(path))  # the BN checkpoint loads strictly into SyncBN layers
     plain = cls(arch, out_indices=(0, 1, 2, 3))
@@ -68,7 +68,7 @@ def test_norm_cfg(cls, arch, tmp_path):
     assert any(isinstance(m, nn.GroupNorm) and m.num_groups == 8 for m in group.modules())
     with torch.no_grad():
         assert len(group(torch.randn(1, 3, 64, 64))) == 4
-    if cls is LSNet:  # VAN has no Conv-BN pairs to fuse
+    if cls is LSNetBackbone:  # VAN has no Conv-BN pairs to fuse
         with pytest.raises(ValueError, match='fusing needs BatchNorm'):
             fuse_model(group)
     frozen_norms = cls(arch, out_indices=(0,), norm_cfg=dict(type='BN', requires_grad=False))
@@ -95,7 +95,7 @@ def test_with_cp_recomputes_blocks(backbone):
         torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize('cls,arch', [(LSNet, 's'), (VAN, 'b1')])
+@pytest.mark.parametrize('cls,arch', [(LSNetBackbone, 's'), (VANBackbone, 'b1')])
 def test_frozen_stages_norm_state_like_mmdet_tests(cls, arch):
     """mmdet's backbone tests: frozen stages stay in eval mode with no gradients after train()."""
     model = cls(arch, out_indices=(0, 1, 2, 3), frozen_stages=2)
@@ -119,14 +119,12 @@ def test_teacher_checkpoint_never_runs_code(tmp_path):
     evil = tmp_path / 'teacher.pth'
     torch.save({'model': Payload()}, evil)
     with pytest.raises(CheckpointError, match='not safe to unpickle'):
-        MODELS.build(dict(type='LSNetClassifier', backbone=dict(type='LSNet', arch='t', num_classes=4,
-                                                                distillation=True),
+        MODELS.build(dict(type='TimmClassifier', backbone=dict(model_name='lsnet_t_distill', num_classes=4),
                           teacher=dict(model='resnet18', checkpoint=str(evil))))
     assert not marker.exists()
     noise = tmp_path / 'noise.pth'
     noise.write_bytes(os.urandom(4096))
     with pytest.raises(CheckpointError, match='is not a checkpoint') as info:
-        MODELS.build(dict(type='LSNetClassifier', backbone=dict(type='LSNet', arch='t', num_classes=4,
-                                                                distillation=True),
+        MODELS.build(dict(type='TimmClassifier', backbone=dict(model_name='lsnet_t_distill', num_classes=4),
                           teacher=dict(model='resnet18', checkpoint=str(noise))))
     assert 'weights_only=False' not in str(info.value)

@@ -139,7 +139,7 @@ def test_torchscript_matches_eager_saves_and_trains(name, tmp_path):
     assert gradients[0].keys() == dict(model.named_parameters()).keys()
     for key, expected in gradients[0].items():
         torch.testing.assert_close(gradients[1][key], expected, rtol=1e-7, atol=1e-10, msg=key)
-    dense = lsnet.LSNet('t', out_indices=(1, 2)) if name.startswith('lsnet') else lsnet.VAN('b0', out_indices=(1, 2))
+    dense = lsnet.LSNetBackbone('t', out_indices=(1, 2)) if name.startswith('lsnet') else lsnet.VANBackbone('b0', out_indices=(1, 2))
     with pytest.raises(RuntimeError, match=r'out_indices=\(1, 2\)'):
         torch.jit.script(dense)
     model.set_grad_checkpointing(True)

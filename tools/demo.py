@@ -44,7 +44,7 @@ def backbone_overrides(name: str) -> tuple[str, list[str], list[str]]:
         raise SystemExit(f'--backbone {name!r} is not one of {valid}')
     dims = list(stage_channels(name))
     config_family = {'lsnet': 'lsnet-t', 'van': 'van-b0'}[family]
-    return config_family, [f'model.backbone.arch={arch}'], [f'model.backbone.arch={arch}',
+    return config_family, [f'model.backbone.model_name={name}'], [f'model.backbone.arch={arch}',
                                                              f'model.neck.in_channels={dims}']
 
 

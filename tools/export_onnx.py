@@ -24,11 +24,14 @@ def main(argv=None) -> None:
     parser.add_argument('--backbone', action='store_true', help='export the four stage maps, dynamic sizes')
     parser.add_argument('--size', nargs=2, type=int, default=None, metavar=('H', 'W'))
     args = parser.parse_args(argv)
-    model = timm.create_model(args.model, pretrained=bool(args.checkpoint),
-                              pretrained_cfg_overlay=dict(file=args.checkpoint) if args.checkpoint else None)
-    if args.backbone:
-        model.out_indices = (0, 1, 2, 3)
-        model.reset_classifier(0)
+    if args.backbone:  # the variant's OpenMMLab backbone: the four stage maps
+        from lsnet.models import create_backbone
+        init = dict(type='Pretrained', checkpoint=args.checkpoint) if args.checkpoint else None
+        model = create_backbone(args.model, out_indices=(0, 1, 2, 3), init_cfg=init)
+        model.init_weights()
+    else:
+        model = timm.create_model(args.model, pretrained=bool(args.checkpoint),
+                                  pretrained_cfg_overlay=dict(file=args.checkpoint) if args.checkpoint else None)
     size = tuple(args.size) if args.size else ((256, 320) if args.backbone else (224, 224))
     export_onnx(model.eval(), args.out, size, dynamic=True)
     import onnxruntime as ort

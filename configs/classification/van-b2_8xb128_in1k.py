@@ -1,2 +1,2 @@
 _base_ = './van-b0_8xb128_in1k.py'
-model = dict(backbone=dict(arch='b2', drop_path_rate=0.1))
+model = dict(backbone=dict(model_name='van_b2', drop_path_rate=0.1))

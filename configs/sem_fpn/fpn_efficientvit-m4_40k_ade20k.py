@@ -1,11 +1,13 @@
 # Semantic FPN with timm's efficientvit_m4, the comparison for LSNet-T's: the same neck, head and recipe.
 # efficientvit_m4's stages have strides 16..64; LSNetFPN's transposed-conv level adds stride 8, so the head
-# sees strides 8..64 as with LSNet. For training, point checkpoint_path at timm's efficientvit_m4 weights.
+# sees strides 8..64 as with LSNet. The ImageNet weights: timm's efficientvit_m4 file
+# in checkpoints/ (or pretrained=True instead of init_cfg, which fetches them from the hub).
 _base_ = [
     '../_base_/models/sem_fpn.py', '../_base_/datasets/ade20k.py',
     '../_base_/schedules/seg_40k_adamw.py', '../_base_/default_runtime_seg.py'
 ]
 model = dict(
-    backbone=dict(type='AnySizeTIMMBackbone', model_name='efficientvit_m4', pretrained=False, checkpoint_path=''),
+    backbone=dict(type='AnySizeTIMMBackbone', model_name='efficientvit_m4',
+                  init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientvit_m4.pth')),
     neck=dict(in_channels=[128, 256, 384], num_extra_trans_convs=1),
     decode_head=dict(feature_strides=[8, 16, 32, 64]))

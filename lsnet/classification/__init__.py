@@ -6,8 +6,8 @@ loop, schedules, EMA (``EMAHook``), checkpoints and distributed training.
 """
 from .data import IMAGE_EXTENSIONS, ImageFolderDataset, RepeatAugSampler
 from .metric import TopKAccuracy
-from .model import ClsDataPreprocessor, LSNetClassifier
+from .model import ClsDataPreprocessor, TimmClassifier
 from . import export  # noqa: F401  (registers the classifier's ONNX export)
 
 __all__ = ['IMAGE_EXTENSIONS', 'ImageFolderDataset', 'RepeatAugSampler', 'TopKAccuracy', 'ClsDataPreprocessor',
-           'LSNetClassifier']
+           'TimmClassifier']

@@ -1,16 +1,16 @@
 """Classifiers out of PyTorch: the exported graph is the fused classifier (``images`` in, ``logits``
-out); :class:`OnnxClassifier` runs it in onnxruntime and returns what ``LSNetClassifier`` predicts
+out); :class:`OnnxClassifier` runs it in onnxruntime and returns what ``TimmClassifier`` predicts
 (softmax scores with the label), evaluated by the config's TopKAccuracy."""
 from __future__ import annotations
 
 from torch import nn
 
 from ..mm.onnx_model import OnnxRuntimeModel, TaskExport, register_task_export
-from .model import LSNetClassifier
+from .model import TimmClassifier
 
 
 class ClassifierNetwork(nn.Module):
-    def __init__(self, classifier: LSNetClassifier):
+    def __init__(self, classifier: TimmClassifier):
         super().__init__()
         self.backbone = classifier.backbone
 
@@ -25,6 +25,6 @@ class OnnxClassifier(OnnxRuntimeModel):
 
 
 register_task_export(TaskExport(
-    name='classifier', matches=lambda model: isinstance(model, LSNetClassifier), network=ClassifierNetwork,
+    name='classifier', matches=lambda model: isinstance(model, TimmClassifier), network=ClassifierNetwork,
     runtime=OnnxClassifier, output_names=lambda model: ['logits'],
     dynamic_output_axes=lambda name: {0: 'batch'}, metrics=('top1',), int8_max_drop=0.5))

@@ -1,5 +1,5 @@
-"""The classifier MMEngine trains: a backbone with timm's Mixup/CutMix and losses, and optional hard
-distillation from a timm teacher."""
+"""The classifier MMEngine trains: a timm classifier (ours, LSNet or VAN, or any other timm model) with
+timm's Mixup/CutMix and losses, and optional hard distillation from a timm teacher."""
 from __future__ import annotations
 
 import os.path as osp
@@ -28,11 +28,14 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
 
 
 @MODELS.register_module()
-class LSNetClassifier(BaseModel):
-    """Classifier around a backbone config (LSNet/VAN in classification mode).
+class TimmClassifier(BaseModel):
+    """A timm classifier trained by MMEngine.
 
     Args:
-        backbone (dict): e.g. ``dict(type='LSNet', arch='t', num_classes=1000, distillation=True)``.
+        backbone (dict): ``timm.create_model`` arguments: ``model_name`` and its keyword arguments, e.g.
+            ``dict(model_name='lsnet_t_distill', num_classes=1000, drop_path_rate=0.1)``. The network
+            is ``self.backbone`` (checkpoint keys ``backbone.*``; ``tools/export_backbone.py`` writes
+            them in the timm model's own names).
         mixup (dict | None): ``timm.data.Mixup`` arguments (Mixup/CutMix with label smoothing).
         label_smoothing (float): Used when ``mixup`` is None. Default: 0.1.
         teacher (dict | None): Hard distillation (DeiT) through the backbone's ``head_dist``:
@@ -43,21 +46,27 @@ class LSNetClassifier(BaseModel):
                  teacher: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type='ClsDataPreprocessor'), init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
+        import timm
+        backbone = dict(backbone)
+        if 'type' in backbone or 'model_name' not in backbone:
+            raise ValueError(f'TimmClassifier: backbone={backbone} must name a timm model (model_name=\'lsnet_t\', '
+                             '\'van_b0\', ...) and its keyword arguments; type=\'LSNet\'/\'VAN\' are the '
+                             'OpenMMLab backbones (stage maps), not classifiers')
+        self.backbone = timm.create_model(backbone.pop('model_name'), **backbone)
         num_classes = self.backbone.num_classes
         if num_classes <= 0:
-            raise ValueError('LSNetClassifier: the backbone needs num_classes > 0')
+            raise ValueError('TimmClassifier: the backbone needs num_classes > 0')
         self.mixup = Mixup(**dict(mixup, num_classes=num_classes)) if mixup else None
         self.train_loss = SoftTargetCrossEntropy() if self.mixup else LabelSmoothingCrossEntropy(label_smoothing)
         self.teacher = None
         if teacher:
             if getattr(self.backbone, 'head_dist', None) is None:
-                raise ValueError('LSNetClassifier: a teacher needs a backbone with a distillation head '
-                                 '(distillation=True)')
+                raise ValueError('TimmClassifier: a teacher needs a backbone with a distillation head (a _distill model, '
+                                 'e.g. lsnet_t_distill)')
             import timm
             unknown = set(teacher) - {'model', 'checkpoint', 'alpha', 'kwargs'}
             if unknown or 'model' not in teacher:
-                raise ValueError(f'LSNetClassifier: teacher {teacher} needs "model" and accepts checkpoint, alpha, kwargs')
+                raise ValueError(f'TimmClassifier: teacher {teacher} needs "model" and accepts checkpoint, alpha, kwargs')
             checkpoint = teacher.get('checkpoint')
             if checkpoint and not osp.isfile(checkpoint):
                 raise FileNotFoundError(f'teacher checkpoint not found: {checkpoint}')
@@ -77,7 +86,7 @@ class LSNetClassifier(BaseModel):
         if mode == 'predict':
             scores = self.backbone(inputs).float().softmax(dim=-1)
             return [dict(pred_score=s, gt_label=l) for s, l in zip(scores, data_samples)]
-        raise ValueError(f'LSNetClassifier: unknown mode {mode!r}; valid: tensor, loss, predict')
+        raise ValueError(f'TimmClassifier: unknown mode {mode!r}; valid: tensor, loss, predict')
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
         targets = labels

@@ -48,25 +48,47 @@ class AnySizeLocalWindowAttention(LocalWindowAttention):
 
 
 class AnySizeTIMMBackbone(BaseModule):
-    """A timm model's stage maps as a tuple (see the module docstring). ``pretrained`` loads timm's
-    weights (from its cache or hub; ``checkpoint_path`` a file of your own)."""
+    """A timm model's stage maps as a tuple (see the module docstring): the whole timm model without its
+    classifier, run through timm's ``forward_intermediates``, so its parameter names are timm's own and
+    a timm checkpoint loads as it is. ``out_indices``: the stages whose maps are returned (default all);
+    ``pretrained`` / ``checkpoint_path``: timm's own loading; ``init_cfg=dict(type='Pretrained',
+    checkpoint=PATH)``: a timm checkpoint read safely when the weights are initialised (its classifier's
+    keys are skipped, anything else must match)."""
 
     def __init__(self, model_name: str, features_only: bool = True, pretrained: bool = False,
-                 checkpoint_path: str = '', in_channels: int = 3, init_cfg=None, **kwargs):
+                 checkpoint_path: str = '', in_channels: int = 3, out_indices=None, init_cfg=None, **kwargs):
         super().__init__(init_cfg)
         if not features_only:
             raise ValueError('AnySizeTIMMBackbone gives stage maps to a neck: features_only=False is not supported')
-        self.timm_model = timm.create_model(model_name, features_only=True, pretrained=pretrained,
-                                            checkpoint_path=checkpoint_path, in_chans=in_channels, **kwargs)
+        self.timm_model = timm.create_model(model_name, pretrained=pretrained, checkpoint_path=checkpoint_path,
+                                            in_chans=in_channels, num_classes=0, **kwargs)
         for module in self.timm_model.modules():
             if type(module) is LocalWindowAttention:
                 module.__class__ = AnySizeLocalWindowAttention
-        self.out_channels = self.timm_model.feature_info.channels()
-        self.strides = self.timm_model.feature_info.reduction()
+        stages = self.timm_model.feature_info
+        self.out_indices = list(range(len(stages))) if out_indices is None else [i % len(stages) for i in out_indices]
+        self.out_channels = [stages[i]['num_chs'] for i in self.out_indices]
+        self.strides = [stages[i]['reduction'] for i in self.out_indices]
 
     def init_weights(self):
-        if self.init_cfg is not None:  # timm initialised (or loaded) the model already
+        init = self.init_cfg
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            from ..checkpoint import load_state_dict_checked, read_checkpoint, unwrap_state_dict
+            source = f'{type(self).__name__} checkpoint {init["checkpoint"]}'
+            state = unwrap_state_dict(read_checkpoint(init['checkpoint']), source)
+            own = self.timm_model.state_dict()
+            head = tuple(f'{name}.' for name in _classifier_names(self.timm_model))
+            load_state_dict_checked(self.timm_model, {k: v for k, v in state.items()
+                                                      if k in own or not k.startswith(head)}, source)
+        elif init is not None:
             super().init_weights()
 
     def forward(self, x: torch.Tensor) -> tuple:
-        return tuple(self.timm_model(x))
+        return tuple(self.timm_model.forward_intermediates(x, indices=self.out_indices, intermediates_only=True))
+
+
+def _classifier_names(model) -> list:
+    """The modules that hold the classifier (pretrained_cfg's ``classifier``, e.g. 'head.linear', and the
+    module around it, 'head', whose other layers a model without classes drops too)."""
+    names = model.pretrained_cfg.get('classifier', 'head')
+    return [name.split('.')[0] for name in ([names] if isinstance(names, str) else names)]

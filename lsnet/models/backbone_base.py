@@ -159,11 +159,21 @@ def _mmengine_initializers():
     return WEIGHT_INITIALIZERS
 
 
-class DenseBackbone(nn.Module):
-    """Base of LSNet and VAN: the timm classifier API and the OpenMMLab dense-backbone behaviour.
+class StageModel(nn.Module):
+    """What LSNet and VAN share: a stem and stages, timm's model API and OpenMMLab's backbone behaviour.
 
-    In dense mode (``out_indices`` set) ``forward`` returns the selected stage maps as a tuple; in
-    classification mode it returns logits (``forward_head(forward_features(x))``).
+    Each architecture comes as two classes with the same layers, weights and checkpoint layout:
+    the classifier (``LSNet``, ``VAN``; the timm models), whose ``forward`` returns logits, and the
+    OpenMMLab backbone (``LSNetBackbone``, ``VANBackbone``; ``type='LSNet'`` / ``type='VAN'`` in
+    configs, :class:`StageMapsBackbone`), whose ``forward`` returns the stage maps of ``out_indices``
+    as a tuple and which has no head.
+
+    The protocol of an architecture (how a third one is added): its ``__init__`` resolves its variant,
+    calls :meth:`setup_stages` with the shared arguments before building any layer, builds the stem
+    and stages (filling ``feature_info``) and the head (``make_head``), then calls
+    :meth:`finish_setup`. It implements ``forward_stem``, ``forward_stage``, ``forward_stages_by_name``
+    (TorchScript), ``stage_modules`` (what ``frozen_stages`` freezes) and ``make_head``, and may
+    override ``classify`` and ``checkpoint_filter_fn``.
     """
 
     arch_settings: Dict[str, Dict[str, Any]]
@@ -175,10 +185,15 @@ class DenseBackbone(nn.Module):
     stage_pattern: str
     block_patterns: Tuple[Tuple[str, Optional[Tuple[int, ...]]], ...]
 
-    def setup_dense(self, *, out_indices, frozen_stages: int, norm_eval: bool, init_cfg,
+    def setup_stages(self, *, out_indices, frozen_stages: int, norm_eval: bool, init_cfg,
                     with_cp: bool, num_classes: int, global_pool: str, head_drop_rate: float) -> None:
-        """Check and store the arguments shared by every backbone (call before building layers)."""
+        """Check and store the arguments shared by every architecture (call before building layers).
+        ``out_indices`` is a backbone's (:class:`StageMapsBackbone`); a classifier gets None."""
         name = type(self).__name__
+        if out_indices is not None and not isinstance(self, StageMapsBackbone):
+            raise ValueError(f'{name} is the classifier (its forward returns logits) and takes no out_indices; '
+                             f'the stage maps come from {name}Backbone (type={name!r} in OpenMMLab configs) or '
+                             f'timm.create_model(..., features_only=True, out_indices=...)')
         self.cpu_channels_last = type(self).cpu_channels_last  # on the instance, where TorchScript reads it
         self.out_indices = check_out_indices(out_indices, self.num_stages, name)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= self.num_stages:
@@ -271,7 +286,8 @@ class DenseBackbone(nn.Module):
             x = F.dropout(x, p=self.head_drop_rate, training=self.training)
         return x if pre_logits else self.classify(x)
 
-    def forward_dense(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward_stage_maps(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The maps of the stages in ``out_indices``, in the input's memory layout."""
         outs = []
         out = self.forward_stem(self.conv_layout(x))
         for index in range(max(self.out_indices) + 1):
@@ -280,19 +296,18 @@ class DenseBackbone(nn.Module):
                 outs.append(in_layout_of(out, x))
         return tuple(outs)
 
-    def forward(self, x: torch.Tensor):
-        if self.out_indices is not None:
-            return self.forward_dense(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes), or the pooled / unpooled last map after ``reset_classifier(0[, ''])``."""
         return self.forward_head(self.forward_features(x))
 
     def __prepare_scriptable__(self) -> nn.Module:
-        """``torch.jit.script`` compiles the classification forward (logits, or the pooled or unpooled
-        last map without a head); the dense forward returns a tuple as long as ``out_indices``."""
+        """``torch.jit.script`` compiles the classifier's forward (logits, or the pooled or unpooled last
+        map without a head); a backbone's forward returns a tuple as long as ``out_indices``."""
         name = type(self).__name__
         if self.out_indices is not None:
-            raise RuntimeError(f'{name}: TorchScript compiles the classification forward only; this model '
-                               f'has out_indices={self.out_indices}. Script a model built without '
-                               'out_indices, or use torch.compile / torch.export.')
+            raise RuntimeError(f'{name}: TorchScript compiles the classifier only; this backbone returns the '
+                               f'maps of out_indices={self.out_indices}. Script the classifier, or use '
+                               'torch.compile / torch.export.')
         if self.grad_checkpointing:
             raise RuntimeError(f'{name}: activation checkpointing (with_cp / set_grad_checkpointing) does not '
                                'run under TorchScript; call set_grad_checkpointing(False) before scripting.')
@@ -424,6 +439,27 @@ class DenseBackbone(nn.Module):
         3 input channels is adapted to the model's (timm's rule), a head of another size is skipped."""
         load_pretrained_file(self, path, prefix=prefix, filter_fn=type(self).checkpoint_filter_fn,
                              optional_prefixes=self.classifier_prefixes, first_conv=self.first_conv)
+
+
+class StageMapsBackbone:
+    """The OpenMMLab backbone of an architecture (mixed in before its classifier class): the classifier's
+    layers and checkpoint layout without a head; ``forward`` returns the maps of the stages in
+    ``out_indices`` (default: all four) as a tuple, always."""
+
+    # the classifier's arguments that only its head uses, with the value that means "none"
+    head_arguments: Dict[str, Any] = {'num_classes': 0}
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return self.forward_stage_maps(x)
+
+    @classmethod
+    def classifier_kwargs(cls, kwargs: dict) -> dict:
+        """The keyword arguments the classifier class is built with: a head's are refused by name."""
+        for key, off in cls.head_arguments.items():
+            if key in kwargs and kwargs[key] != off:
+                raise ValueError(f'{cls.__name__} has no head, so no {key}={kwargs[key]!r}; the classifier with '
+                                 f'these weights is {cls.__mro__[2].__name__} (timm.create_model)')
+        return dict(kwargs, num_classes=0)
 
 
 def fuse_model(model: nn.Module) -> nn.Module:

@@ -18,8 +18,8 @@ from timm.layers import DropPath, SqueezeExcite, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..ops import ska
-from .backbone_base import (DenseBackbone, fuse_conv_bn, in_layout_of, merge_bn_args, reject_unknown_kwargs,
-                            resolve_arch)
+from .backbone_base import (StageMapsBackbone, StageModel, fuse_conv_bn, in_layout_of, merge_bn_args,
+                            reject_unknown_kwargs, resolve_arch)
 from ..checkpoint import unwrap_if_wrapped
 from .variants import LSNET_ARCHS
 
@@ -159,6 +159,28 @@ def attention_offset_index(height: int, width: int) -> torch.Tensor:
 ATTENTION_BIAS_RESIZES = ('table', 'matrix')
 
 
+def bicubic_weights(size_in: int, size_out, like: torch.Tensor) -> torch.Tensor:
+    """The (size_out, size_in) matrix ``M`` with ``M @ v`` = ``F.interpolate(mode='bicubic',
+    align_corners=False)`` of a vector ``v`` of ``size_in`` values (PyTorch's kernel: source position
+    (i + 0.5) * size_in / size_out - 0.5, four taps clamped to the ends, cubic convolution with
+    A = -0.75, no antialiasing), computed in float64, returned in ``like``'s dtype and device. A bicubic
+    resize of a matrix is then two matrix products, which onnxruntime runs far faster than its cubic
+    Resize."""
+    a = -0.75
+    scale = size_in / size_out
+    src = (torch.arange(size_out, device=like.device, dtype=torch.float64) + 0.5) * scale - 0.5
+    floor = src.floor()
+    t = (src - floor)[:, None]
+    first = floor.long()[:, None] - 1
+    distances = torch.cat([t + 1, t, 1 - t, 2 - t], dim=1)  # from each of the four taps
+    near = ((a + 2) * distances - (a + 3)) * distances * distances + 1  # |d| <= 1
+    far = ((a * distances - 5 * a) * distances + 8 * a) * distances - 4 * a  # 1 < |d| < 2
+    coefficients = torch.cat([far[:, :1], near[:, 1:3], far[:, 3:]], dim=1)
+    taps = (first + torch.arange(4, device=like.device)).clamp(0, size_in - 1)
+    columns = torch.arange(size_in, device=like.device)
+    return ((taps[:, :, None] == columns).double() * coefficients[:, :, None]).sum(dim=1).to(like.dtype)
+
+
 @torch.fx.wrap
 def grid_attention_bias(biases: torch.Tensor, trained_index: torch.Tensor, r: int, height: int,
                         width: int, resize: str = 'table') -> torch.Tensor:
@@ -174,10 +196,9 @@ def grid_attention_bias(biases: torch.Tensor, trained_index: torch.Tensor, r: in
     # Under export the resizing stays in the graph for every size: resizing to the same size is a copy.
     if (height, width) == (r, r) and not exporting:
         return biases[:, trained_index]
-    if resize == 'matrix':
-        tokens = height * width
-        return F.interpolate(biases[:, trained_index].unsqueeze(0), size=(tokens, tokens), mode='bicubic',
-                             align_corners=False)[0]
+    if resize == 'matrix':  # F.interpolate(matrix[None], (N, N), mode='bicubic')[0] as two products
+        weights = bicubic_weights(r * r, height * width, biases)
+        return weights @ biases[:, trained_index] @ weights.t()
     table = F.interpolate(biases.view(1, heads, r, r), size=(height, width), mode='bicubic',
                           align_corners=False)
     index = attention_offset_index(height, width).to(table.device)
@@ -253,15 +274,15 @@ class Block(nn.Module):
         return self.ffn(self.se(self.mixer(x)))
 
 
-class LSNet(DenseBackbone):
-    """LSNet backbone and classifier.
+class LSNet(StageModel):
+    """LSNet, the classifier (the timm models ``lsnet_t`` ...): ``forward`` returns logits. The same
+    network as an OpenMMLab backbone, returning stage maps, is :class:`LSNetBackbone`.
 
     Args:
         arch (str | dict): 't', 's', 'b', or a dict with ``embed_dims``, ``depths``, ``num_heads``
             (and optionally ``key_dim``). Default: 't'.
         in_chans (int): Input channels. Default: 3.
-        num_classes (int): Classifier outputs; 0 builds no head. Ignored (no head) in dense mode.
-            Default: 1000.
+        num_classes (int): Classifier outputs; 0 builds no head. Default: 1000.
         distillation (bool): Add the ``head_dist`` distillation head. Default: False.
         drop_rate (float): Dropout on the pooled features before the head. Default: 0.
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
@@ -277,8 +298,6 @@ class LSNet(DenseBackbone):
             Both are exact on the trained grid. Default: 'table'.
         global_pool (str): 'avg', or '' to keep the last map (then ``num_classes`` must be 0).
             Default: 'avg'.
-        out_indices (Sequence[int] | None): Dense mode: ``forward`` returns these stage maps
-            (strides 8, 16, 32, 64) as a tuple. None: classification. Default: None.
         frozen_stages (int): Stages to freeze, 0 = stem only, -1 = none. Default: -1.
         norm_eval (bool): Keep BatchNorm in eval mode while training. Default: False.
         norm_cfg (dict | None): The BatchNorm2d layers' kind: ``dict(type='BN'|'SyncBN'|'GN',
@@ -297,15 +316,14 @@ class LSNet(DenseBackbone):
     keeps the input's format throughout.
 
     Example:
-        >>> model = LSNet('t', out_indices=(0, 1, 2, 3)).eval()
-        >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 200, 312))]
-        [(1, 64, 25, 39), (1, 128, 13, 20), (1, 256, 7, 10), (1, 384, 4, 5)]
+        >>> LSNet('t', num_classes=10).eval()(torch.rand(2, 3, 224, 224)).shape
+        torch.Size([2, 10])
     """
 
     arch_settings = LSNET_ARCHS
     essential_keys = ('embed_dims', 'depths', 'num_heads')
     classifier_prefixes = ('head.', 'head_dist.')
-    cpu_channels_last = True  # every block keeps the layout it receives (see DenseBackbone)
+    cpu_channels_last = True  # every block keeps the layout it receives (see StageModel)
     first_conv = 'patch_embed.0.c'
     stem_pattern = r'^patch_embed'
     stage_pattern = r'^blocks(\d+)'
@@ -336,7 +354,7 @@ class LSNet(DenseBackbone):
             raise ValueError(f'LSNet: embed_dims {embed_dims} must be multiples of 8 (SKA kernel groups)')
         self.embed_dims = embed_dims
         self.num_stages = 4
-        self.setup_dense(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
+        self.setup_stages(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
                          init_cfg=init_cfg, with_cp=with_cp, num_classes=num_classes,
                          global_pool=global_pool, head_drop_rate=drop_rate)
         self.distillation = distillation
@@ -432,6 +450,24 @@ class LSNet(DenseBackbone):
 
 
 # -- timm registration ---------------------------------------------------------------------------------
+
+class LSNetBackbone(StageMapsBackbone, LSNet):
+    """LSNet as an OpenMMLab backbone (``type='LSNet'`` in mmdet/mmseg configs): :class:`LSNet`'s layers and
+    checkpoint layout without a head; ``forward`` returns the maps of the stages in ``out_indices``
+    (strides 8, 16, 32, 64) as a tuple. Every other argument is :class:`LSNet`'s; those of the head
+    (``num_classes``, ``distillation``, ``drop_rate``) are refused.
+
+    Example:
+        >>> model = LSNetBackbone('t', out_indices=(0, 1, 2, 3)).eval()
+        >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 200, 312))]
+        [(1, 64, 25, 39), (1, 128, 13, 20), (1, 256, 7, 10), (1, 384, 4, 5)]
+    """
+    head_arguments = {'num_classes': 0, 'distillation': False, 'drop_rate': 0.0}
+
+    def __init__(self, arch: Union[str, Mapping[str, Any]] = 't', out_indices: Sequence[int] = (0, 1, 2, 3),
+                 **kwargs):
+        super().__init__(arch, out_indices=out_indices, **self.classifier_kwargs(kwargs))
+
 def _cfg(name: str, distillation: bool) -> dict:
     # The released weights live in the Hugging Face repository jameslahm/lsnet as lsnet_<arch>.pth.
     # custom_load='hf': timm downloads the file and hands it to LSNet.load_pretrained, which reads

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .backbone_base import DenseBackbone, merge_bn_args, reject_unknown_kwargs, resolve_arch
+from .backbone_base import StageMapsBackbone, StageModel, merge_bn_args, reject_unknown_kwargs, resolve_arch
 from ..checkpoint import unwrap_if_wrapped
 from .variants import VAN_ARCHS, VAN_MMPRETRAIN_ARCHS
 
@@ -120,21 +120,20 @@ _MMPRETRAIN_RENAMES = (
 )
 
 
-class VAN(DenseBackbone):
-    """VAN backbone and classifier.
+class VAN(StageModel):
+    """VAN, the classifier (the timm models ``van_b0`` ...): ``forward`` returns logits. The same network
+    as an OpenMMLab backbone, returning stage maps, is :class:`VANBackbone`.
 
     Args:
         arch (str | dict): 'b0' .. 'b6' (mmpretrain's 'tiny'/'t', 'small'/'s', 'base'/'b',
             'large'/'l' name b0..b3), or a dict with ``embed_dims``, ``depths``, ``mlp_ratios``
             (or mmpretrain's ``ffn_ratios``). Default: 'b0'.
         in_chans (int): Input channels (mmpretrain: ``in_channels``). Default: 3.
-        num_classes (int): Classifier outputs, 0 = no head; ignored (no head) in dense mode. Default: 1000.
+        num_classes (int): Classifier outputs, 0 = no head. Default: 1000.
         drop_rate (float): Dropout in the MLPs (the released head has none). Default: 0.
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
         global_pool (str): 'avg', or '' to keep the last map (then ``num_classes`` must be 0).
             Default: 'avg'.
-        out_indices (Sequence[int] | None): Dense mode: return these stage maps (strides 4, 8, 16, 32),
-            each after its LayerNorm. None: classification. Default: None.
         frozen_stages (int): Stages to freeze, -1 = none. 0 freezes the first patch embedding; k > 0
             freezes it and stages 1..k, each with the downsampling that follows it (the numbering of
             our LSNet and of mmdet's ResNet; mmpretrain's VAN ``frozen_stages=k`` freezes the patch
@@ -148,16 +147,13 @@ class VAN(DenseBackbone):
             MMEngine initializers.
         bn_momentum, bn_eps, drop_block_rate: as for :class:`LSNet`.
 
-    mmpretrain's configs build this class unchanged: its arch names, ``in_channels``, ``ffn_ratios``,
-    ``patch_sizes=[7, 3, 3, 3]`` and ``norm_cfg=dict(type='LN')`` (the stage-output norms) are
-    accepted, and a call in mmpretrain's terms (one of its arch names, ``in_channels`` or
-    ``ffn_ratios``) returns the last stage's map when ``out_indices`` is not given, as mmpretrain's
-    VAN does.
+    mmpretrain's arguments are accepted (its arch names, ``in_channels``, ``ffn_ratios``,
+    ``patch_sizes=[7, 3, 3, 3]``, ``norm_cfg=dict(type='LN')`` for the stage-output norms), so that
+    mmpretrain's VAN config dicts build :class:`VANBackbone` (``type='VAN'``) unchanged.
 
     Example:
-        >>> model = VAN('b0', out_indices=(0, 1, 2, 3)).eval()
-        >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 97, 130))]
-        [(1, 32, 25, 33), (1, 64, 13, 17), (1, 160, 7, 9), (1, 256, 4, 5)]
+        >>> VAN('b0', num_classes=10).eval()(torch.rand(2, 3, 224, 224)).shape
+        torch.Size([2, 10])
     """
 
     arch_settings = VAN_ARCHS
@@ -178,10 +174,6 @@ class VAN(DenseBackbone):
                  **unknown):
         super().__init__()
         reject_unknown_kwargs(type(self), unknown)
-        mmpretrain_style = (isinstance(arch, str) and arch.lower() in self.arch_aliases) or in_channels is not None \
-            or (isinstance(arch, Mapping) and 'ffn_ratios' in arch)
-        if mmpretrain_style and out_indices is None:
-            out_indices = (-1,)  # mmpretrain's VAN returns the last stage's map by default
         if patch_sizes is not None and tuple(patch_sizes) != (7, 3, 3, 3):
             raise ValueError(f'VAN: patch_sizes={list(patch_sizes)}; only the released [7, 3, 3, 3] is supported')
         if norm_cfg is not None and norm_cfg.get('type') == 'LN':
@@ -202,7 +194,7 @@ class VAN(DenseBackbone):
             raise ValueError(f'VAN: embed_dims {embed_dims}, depths {depths} and mlp_ratios {mlp_ratios} '
                              'need the same length')
         self.embed_dims = embed_dims
-        self.setup_dense(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
+        self.setup_stages(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
                          init_cfg=init_cfg, with_cp=with_cp, num_classes=num_classes,
                          global_pool=global_pool, head_drop_rate=0.0)
         self.drop_rate = drop_rate  # in the MLPs, as the release (its head has no dropout)
@@ -303,6 +295,24 @@ _HUB_FILES = {
     'b3': ('Visual-Attention-Network/VAN-Large-original', 'van_large_839.pth.tar'),
 }
 
+
+
+class VANBackbone(StageMapsBackbone, VAN):
+    """VAN as an OpenMMLab backbone (``type='VAN'`` in mmdet/mmseg/mmpretrain configs): :class:`VAN`'s
+    layers and checkpoint layout without a head; ``forward`` returns the maps of the stages in
+    ``out_indices`` (strides 4, 8, 16, 32; each after its LayerNorm) as a tuple. The default is
+    mmpretrain's VAN's, the last stage only, so its configs (which do not set it) build unchanged; the
+    detection and segmentation configs ask for all four. Every other argument is :class:`VAN`'s
+    (``drop_rate`` is the MLPs' dropout there); ``num_classes`` is refused.
+
+    Example:
+        >>> model = VANBackbone('b0', out_indices=(0, 1, 2, 3)).eval()
+        >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 97, 130))]
+        [(1, 32, 25, 33), (1, 64, 13, 17), (1, 160, 7, 9), (1, 256, 4, 5)]
+    """
+
+    def __init__(self, arch: Union[str, Mapping[str, Any]] = 'b0', out_indices: Sequence[int] = (-1,), **kwargs):
+        super().__init__(arch, out_indices=out_indices, **self.classifier_kwargs(kwargs))
 
 def _cfg(arch: str) -> dict:
     # The released weights were trained on inputs normalised with mean = std = 0.5.

@@ -1,2 +1,2 @@
 _base_ = './classifier.py'
-model = dict(backbone=dict(type='LSNet', arch='t', num_classes=1000, drop_path_rate=0.0))
+model = dict(backbone=dict(model_name='lsnet_t', num_classes=1000, drop_path_rate=0.0))

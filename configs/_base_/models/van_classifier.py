@@ -1,2 +1,2 @@
 _base_ = './classifier.py'
-model = dict(backbone=dict(type='VAN', arch='b0', num_classes=1000, drop_path_rate=0.1))
+model = dict(backbone=dict(model_name='van_b0', num_classes=1000, drop_path_rate=0.1))
