@@ -111,9 +111,26 @@ def inference_session(model: str | os.PathLike | bytes, threads: Optional[int] =
     return ort.InferenceSession(source, options, providers=['CPUExecutionProvider'])
 
 
-# What INT8 quantizes: the convolutions and matrix products, which hold nearly all the arithmetic. The
-# element-wise SKA taps, the softmax and the resizes stay fp32 between them.
+# What INT8 quantizes: the convolutions and matrix products on the data, which hold nearly all the
+# arithmetic. The element-wise SKA taps, the softmax and the resizes stay fp32 between them, and so do the
+# products that compute from weights and shapes alone (LSNet's attention-bias resize).
 INT8_OP_TYPES = ('Conv', 'MatMul', 'Gemm')
+
+
+def nodes_off_the_data(path: str | os.PathLike) -> list:
+    """Names of the ``INT8_OP_TYPES`` nodes of the graph in ``path`` none of whose inputs depends on the
+    graph inputs' values (only on weights and on shapes, through ``Shape``)."""
+    import onnx
+    graph = onnx.load(os.fspath(path)).graph
+    data = {i.name for i in graph.input} - {init.name for init in graph.initializer}
+    off = []
+    for node in graph.node:  # topologically sorted
+        on_data = any(name in data for name in node.input)
+        if on_data and node.op_type not in ('Shape', 'Size'):
+            data.update(node.output)
+        elif node.op_type in INT8_OP_TYPES and not on_data:
+            off.append(node.name)
+    return off
 
 
 def quantize_int8(fp32_path: str | os.PathLike, out: str | os.PathLike, feeds: list) -> str:
@@ -140,5 +157,5 @@ def quantize_int8(fp32_path: str | os.PathLike, out: str | os.PathLike, feeds: l
         with atomic_output(out) as tmp:
             quantize_static(prepared, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=list(INT8_OP_TYPES))
+                            op_types_to_quantize=list(INT8_OP_TYPES), nodes_to_exclude=nodes_off_the_data(prepared))
     return os.fspath(out)

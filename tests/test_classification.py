@@ -131,7 +131,7 @@ def test_export_to_released_layout(trained, tmp_path):
 
 
 def test_distillation_with_tiny_teacher(folders, tmp_path):
-    extra = "model = dict(backbone=dict(distillation=True), teacher=dict(model='test_resnet', checkpoint=None))"
+    extra = "model = dict(backbone=dict(model_name='lsnet_t_distill'), teacher=dict(model='test_resnet', checkpoint=None))"
     body = overrides(folders, 1, extra).replace("model = dict(backbone=dict(img_size=64), mixup=None)",
                                                 "model = dict(backbone=dict(img_size=64), mixup=None)\n")
     cfg = write_override(tmp_path, 'classification/lsnet-t_shapes.py', body)

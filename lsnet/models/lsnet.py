@@ -159,7 +159,7 @@ def attention_offset_index(height: int, width: int) -> torch.Tensor:
 ATTENTION_BIAS_RESIZES = ('table', 'matrix')
 
 
-def bicubic_weights(size_in: int, size_out, like: torch.Tensor) -> torch.Tensor:
+def bicubic_weights(size_in: int, size_out: int, like: torch.Tensor) -> torch.Tensor:
     """The (size_out, size_in) matrix ``M`` with ``M @ v`` = ``F.interpolate(mode='bicubic',
     align_corners=False)`` of a vector ``v`` of ``size_in`` values (PyTorch's kernel: source position
     (i + 0.5) * size_in / size_out - 0.5, four taps clamped to the ends, cubic convolution with
