@@ -1,8 +1,9 @@
-"""What the command-line tools share: how they end on an error (one paragraph naming the file,
-record or key at fault and a non-zero exit code; the traceback only with ``--debug``), and the task
-packages they serve."""
+"""What the command-line tools share: where the library's log messages go (the ``lsnet`` loggers, shown
+as ``[lsnet] ...`` lines), how they end on an error (one paragraph naming the file, record or key at
+fault and a non-zero exit code; the traceback only with ``--debug``), and the task packages they serve."""
 import importlib
 import importlib.util
+import logging
 import sys
 from typing import Callable
 
@@ -21,7 +22,20 @@ def import_installed_tasks() -> list:
     return imported
 
 
+def show_library_logs() -> None:
+    """The ``lsnet`` loggers' INFO and above on stdout as ``[lsnet] message`` (the library only logs;
+    a tool decides where it goes)."""
+    root = logging.getLogger('lsnet')
+    if not any(getattr(h, 'lsnet_cli', False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter('[lsnet] %(message)s'))
+        handler.lsnet_cli = True
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
 def run_cli(main: Callable[[], object]) -> None:
+    show_library_logs()
     debug = '--debug' in sys.argv
     if debug:
         sys.argv.remove('--debug')

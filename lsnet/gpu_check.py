@@ -17,14 +17,14 @@ import argparse
 import json
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import timm
 import torch
-import torch.nn.functional as F
 
 from .deploy import deploy_model
 from .ops.ska import resolve_backend, ska, ska_torch
+from .timing import classifier_train_step, copy_bandwidth, median_seconds_per_call
 
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}  # relative, vs float64
 SKA_CASES = {  # name: (B, C, H, W), groups
@@ -36,25 +36,6 @@ SKA_CASES = {  # name: (B, C, H, W), groups
 }
 SMALL_CASES = {'classification': ((4, 16, 7, 7), 2), 'odd': ((3, 40, 7, 9), 5),
                'channels_last': ((2, 32, 5, 6), 4), 'grid_beyond_65535': ((4100, 16, 1, 2), 16)}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def seconds_per_call(fn: Callable[[], object], device: torch.device, iters: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]  # median
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -95,14 +76,6 @@ def check_ska(device: torch.device, cases: Dict, dtypes: List[torch.dtype]) -> L
     return results
 
 
-def copy_bandwidth(device: torch.device, numel: int) -> float:
-    """Bytes per second of a device-to-device copy (read + write)."""
-    src = torch.empty(numel, device=device)
-    dst = torch.empty_like(src)
-    seconds = seconds_per_call(lambda: dst.copy_(src), device, iters=20)
-    return 2 * src.numel() * src.element_size() / seconds
-
-
 def time_ska(device: torch.device, cases: Dict, dtypes: List[torch.dtype], iters: int) -> List[dict]:
     bandwidth = copy_bandwidth(device, 64 * 2 ** 20 if device.type == 'cuda' else 2 ** 22)
     rows = []
@@ -118,32 +91,13 @@ def time_ska(device: torch.device, cases: Dict, dtypes: List[torch.dtype], iters
             forward_bytes = (2 * x.numel() + k.numel()) * size  # read x and w, write out
             backward_bytes = (3 * x.numel() + 2 * k.numel()) * size  # read go, x, w; write gx, gw
             with torch.no_grad():
-                forward = seconds_per_call(lambda: ska(x, k), device, iters)
-            both = seconds_per_call(lambda: torch.autograd.grad(ska(x, k), (x, k), grad_out), device, iters)
+                forward = median_seconds_per_call(lambda: ska(x, k), device, iters)
+            both = median_seconds_per_call(lambda: torch.autograd.grad(ska(x, k), (x, k), grad_out), device, iters)
             rows.append(dict(case=name, shape=list(shape), dtype=str(dtype).split('.')[-1],
                              forward_ms=forward * 1e3, forward_backward_ms=both * 1e3,
                              forward_vs_floor=forward / (forward_bytes / bandwidth),
                              forward_backward_vs_floor=both / ((forward_bytes + backward_bytes) / bandwidth)))
     return rows
-
-
-def classifier_train_step(model: torch.nn.Module, forward: Callable, x: torch.Tensor,
-                          amp_dtype) -> Callable[[], None]:
-    """One AdamW step of ``model`` on ``x`` with random ImageNet labels, under autocast in
-    ``amp_dtype`` (loss scaling for fp16; None: fp32); ``forward`` may be a compiled ``model``."""
-    device = x.device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == 'cuda')
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    target = torch.randint(0, 1000, (x.shape[0],), device=device)
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = F.cross_entropy(forward(x), target)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    return step
 
 
 def peak_gib(device: torch.device) -> float:
@@ -166,7 +120,7 @@ def time_models(device: torch.device, names: List[str], batch: int, train_batch:
             def infer():
                 with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     model(x)
-            seconds = seconds_per_call(infer, device, iters, warmup)
+            seconds = median_seconds_per_call(infer, device, iters, warmup)
             row.update(infer_batch=batch, infer_img_s=batch / seconds, infer_peak_gib=peak_gib(device))
             del model, x
             model = timm.create_model(name).to(device).train()
@@ -175,7 +129,7 @@ def time_models(device: torch.device, names: List[str], batch: int, train_batch:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
             train_step = classifier_train_step(model, model, x, amp_dtype)
-            seconds = seconds_per_call(train_step, device, iters, warmup)
+            seconds = median_seconds_per_call(train_step, device, iters, warmup)
             row.update(train_batch=train_batch, train_img_s=train_batch / seconds, train_peak_gib=peak_gib(device),
                        ok=True)
             del model, x, train_step

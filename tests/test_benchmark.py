@@ -77,10 +77,11 @@ def load_tool():
 
 
 def test_released_ska_restatement_equals_ska():
-    released_ska = load_tool().released_ska
-    from lsnet.ops.ska import ska_torch
+    from lsnet.ops.ska import ska, ska_backend, ska_torch, ska_unfold
     x, w = torch.randn(2, 32, 5, 7, dtype=torch.float64), torch.randn(2, 4, 9, 5, 7, dtype=torch.float64)
-    torch.testing.assert_close(released_ska(x, w), ska_torch(x, w), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ska_unfold(x, w), ska_torch(x, w), rtol=1e-12, atol=1e-12)
+    with ska_backend('unfold'):
+        torch.testing.assert_close(ska(x, w), ska_torch(x, w), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.serial
@@ -123,7 +124,7 @@ def test_dense_deploy_rows_compare_each_task_with_its_baseline_on_the_same_path(
     assert [(r[0], r[2]) for r in rows] == [(n, p) for n in names for p in ('eager', 'onnxruntime')]
     by_key = {(r[0], r[2]): r for r in rows}
     for name, size, path, ms, p90, ratio in rows:
-        assert size == ('128x64' if name.startswith('retinanet') else '64x64')
+        assert size == ('160x96' if name.startswith('retinanet') else '64x64')  # padded to 32, as the detectors pad
         base = by_key[names[1] if name.startswith('retinanet') else names[3], path]
         assert float(ms) <= float(p90)
         assert float(ratio) == pytest.approx(float(base[3]) / float(ms), abs=0.006 + 0.01 * float(ratio))
@@ -136,19 +137,24 @@ def test_dense_deploy_rows_compare_each_task_with_its_baseline_on_the_same_path(
 def test_released_baseline_runs_the_released_ska_in_nchw():
     """``:released`` is LSNet as the released code runs it: unfold SKA, and NCHW convolutions on CPU
     (our LSNet converts to channels-last)."""
+    import importlib
     import timm
-    from lsnet.models import lsnet as lsnet_module
+    ska_module = importlib.import_module('lsnet.ops.ska')  # the module (lsnet.ops.ska is also the function)
     tool = load_tool()
     model = timm.create_model('lsnet_t', num_classes=10).eval()
     assert conv_input_layouts(model, torch.randn(2, 3, 64, 64)) == {'channels_last'}
     calls = []
+    original = ska_module.ska_unfold
 
-    def counting_released_ska(x, w):
+    def counting_unfold(x, w):
         calls.append(x.shape)
-        return tool.released_ska(x, w)
-    tool.SKA_VARIANTS['released'] = counting_released_ska
-    baseline = tool.VariantModel(model, 'released')
-    with torch.no_grad():
-        assert conv_input_layouts(baseline, torch.randn(2, 3, 64, 64)) == {'nchw'}
-    assert len(calls) == 5  # LSNet-T's five LS convolutions
-    assert lsnet_module.ska is not counting_released_ska  # restored after the call
+        return original(x, w)
+    ska_module.ska_unfold = counting_unfold
+    try:
+        baseline = tool.VariantModel(model, 'released')
+        with torch.no_grad():
+            assert conv_input_layouts(baseline, torch.randn(2, 3, 64, 64)) == {'nchw'}
+            model(torch.randn(1, 3, 64, 64))  # outside the variant: the default backend again
+    finally:
+        ska_module.ska_unfold = original
+    assert len(calls) == 5  # LSNet-T's five LS convolutions, only in the variant's call

@@ -382,7 +382,7 @@ def test_misspelt_top_level_key_names_the_closest():
     cfg = Config.fromfile(str(root / 'retinanet' / 'retinanet_lsnet-t_fpn_shapes.py'))
     cfg.load_form = 'epoch_1.pth'
     assert warn_misspelt_keys(cfg, 'my_config.py') == [
-        "[lsnet] my_config.py: top-level key 'load_form' is not read by MMEngine; did you mean 'load_from'?"]
+        "my_config.py: top-level key 'load_form' is not read by MMEngine; did you mean 'load_from'?"]
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Throughput, memory and SKA-kernel benchmarks, printed as tables with ratios to a baseline.
 
-Detectors and segmentors from configs: inference at the papers' sizes (1333x800 COCO, 2048x512
+Detectors and segmentors from configs: inference at the papers' sizes (1333x800 COCO, 512x512
 ADE20K) and a training step (forward + backward + optimizer) on synthetic targets, with peak memory:
     python tools/benchmark.py dense --configs configs/retinanet/retinanet_lsnet-t_fpn_1x_coco.py [--batch 2]
 The same whole networks on the deploy paths, batch-1 latency at 1333x800 (padded to 1344x800) and
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os.path as osp
 import statistics
 import sys
@@ -45,8 +46,9 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
-from lsnet.gpu_check import classifier_train_step  # noqa: E402
+from lsnet.timing import classifier_train_step, copy_bandwidth, gpu_time_ms, synchronize, time_call  # noqa: E402
 from lsnet.deploy import deploy_model, export_onnx  # noqa: E402
 from lsnet.models.lsnet import LSConv  # noqa: E402
 from lsnet.ops.ska import ska, ska_backend, ska_torch  # noqa: E402
@@ -57,64 +59,8 @@ CPU_SKA_SHAPES = [(16, 128, 14, 14), (16, 64, 28, 28), (2, 64, 100, 168)]
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, min_time: float, warmup: float,
-              min_iters: int = 3) -> float:
-    """Seconds per call: warm up for ``warmup`` s (none if 0), then average over at least ``min_time`` s."""
-    start = time.perf_counter()
-    while warmup > 0:
-        fn()
-        synchronize(device)
-        if time.perf_counter() - start >= warmup:
-            break
-    iters, start = 0, time.perf_counter()
-    while iters < min_iters or time.perf_counter() - start < min_time:
-        fn()
-        iters += 1
-        if iters % 5 == 0 or device.type != 'cuda':
-            synchronize(device)
-    synchronize(device)
-    return (time.perf_counter() - start) / iters
-
-
-def gpu_time_ms(fn: Callable[[], object], iters: int = 20, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
-
-
-def released_ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """SKA as the released LSNet code computes it without its CUDA kernel, restated in plain PyTorch:
-    unfold x into its nine taps (a 9x copy), weight them per pixel, sum. The training baseline."""
-    b, c, h, wd = x.shape
-    groups = w.shape[1]
-    taps = F.unfold(x, 3, padding=1).view(b, c // groups, groups, 9, h, wd)
-    return (taps * w.unsqueeze(1)).sum(3).view(b, c, h, wd)
-
-
-SKA_VARIANTS = {'released': released_ska}  # "<name>:<variant>" rows of the models table
-
-
-@contextlib.contextmanager
-def model_variant(variant: str):
-    """Inside the block, LSNet computes SKA with ``SKA_VARIANTS[variant]``."""
-    from lsnet.models import lsnet as lsnet_module
-    original = lsnet_module.ska
-    lsnet_module.ska = SKA_VARIANTS[variant]
-    try:
-        yield
-    finally:
-        lsnet_module.ska = original
+# "<name>:<variant>" rows of the models table: the SKA backend the variant runs.
+SKA_VARIANTS = {'released': 'unfold'}
 
 
 def _proc_status_kib(field: str) -> int:
@@ -208,8 +154,9 @@ def model_steps(name: str, path: str, args: argparse.Namespace, device: torch.de
 
 
 class VariantModel(torch.nn.Module):
-    """Runs the wrapped model inside :func:`model_variant` (``:released``), in the input's memory layout
-    as the released code does (no channels-last on CPU unless the input has it)."""
+    """Runs the wrapped model with the SKA backend of its variant (``:released``: the released code's
+    unfold SKA, ``lsnet.ops.ska.ska_unfold``), in the input's memory layout as the released code does
+    (no channels-last on CPU unless the input has it)."""
 
     def __init__(self, model: torch.nn.Module, variant: str):
         super().__init__()
@@ -221,7 +168,7 @@ class VariantModel(torch.nn.Module):
         self.model, self.variant = model, variant
 
     def forward(self, x):
-        with model_variant(self.variant):
+        with ska_backend(SKA_VARIANTS[self.variant]):
             return self.model(x)
 
 
@@ -333,14 +280,6 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
         print(row)
 
 
-def copy_bandwidth(device: torch.device) -> float:
-    """Bytes per second of a large device-to-device copy (read + write)."""
-    src = torch.empty(256 * 2 ** 20 // 4, device=device)
-    dst = torch.empty_like(src)
-    ms = gpu_time_ms(lambda: dst.copy_(src), iters=20)
-    return 2 * src.numel() * 4 / (ms / 1e3)
-
-
 def bench_ska_gpu(args: argparse.Namespace, device: torch.device) -> None:
     bandwidth = copy_bandwidth(device)
     print(f'copy bandwidth: {bandwidth / 1e12:.2f} TB/s ({torch.cuda.get_device_name(device)})')
@@ -435,16 +374,14 @@ def _dense_inputs(model, scope: str, batch: int, size: tuple[int, int], num_clas
 
 def bench_dense(args: argparse.Namespace, device: torch.device) -> None:
     from mmengine.optim import build_optim_wrapper
-    from lsnet.mm.build import build_model_from_config
+    from lsnet.mm.build import PAPER_INPUT_SIZES, build_model_from_config
     rows = []
     for path in args.configs:
         model, cfg = build_model_from_config(path, pretrained=False, device=device)
         optim = build_optim_wrapper(model, cfg.optim_wrapper)
         scope = cfg.default_scope
-        if scope == 'mmdet':
-            size, head = (800, 1333), cfg.model.get('bbox_head') or cfg.model.roi_head.bbox_head
-        else:
-            size, head = (512, 2048), cfg.model.decode_head
+        size = PAPER_INPUT_SIZES[scope]
+        head = (cfg.model.get('bbox_head') or cfg.model.roi_head.bbox_head) if scope == 'mmdet' else cfg.model.decode_head
         size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
         batch = args.batch or 2
         amp_dtype = DTYPES[args.amp] if args.amp != 'none' else None
@@ -481,8 +418,11 @@ def bench_dense(args: argparse.Namespace, device: torch.device) -> None:
               f'{train_mem:.2f} |')
 
 
-# The papers' test inputs of the deploy rows: COCO 1333x800 padded to a multiple of 32, ADE20K 512x512.
-DEPLOY_INPUT_SIZES = {'mmdet': (800, 1344), 'mmseg': (512, 512)}
+def deploy_input_size(scope: str, scale: float) -> tuple:
+    """The papers' input size of ``scope`` scaled by ``scale`` and padded to a multiple of 32, as the
+    detectors' data preprocessor pads (1333x800 -> 1344x800)."""
+    from lsnet.mm.build import PAPER_INPUT_SIZES
+    return tuple(max(1, math.ceil(v * scale / 32)) * 32 for v in PAPER_INPUT_SIZES[scope])
 
 
 def dense_network_step(config: str, path: str, args: argparse.Namespace, onnx_path: str) -> Callable:
@@ -500,7 +440,7 @@ def dense_network_step(config: str, path: str, args: argparse.Namespace, onnx_pa
     if task.extra_inputs(model):
         raise SystemExit(f'{config}: a two-stage detector\'s RoI heads run on as many RoIs as the RPN proposes; '
                          'the deploy rows time single-stage detectors and segmentors')
-    size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in DEPLOY_INPUT_SIZES[cfg.default_scope])
+    size = deploy_input_size(cfg.default_scope, args.dense_scale)
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     if path.startswith('onnxruntime'):
         onnx_file = export_whole_model(model, onnx_path, size)
@@ -553,7 +493,7 @@ def bench_dense_deploy(args: argparse.Namespace) -> None:
           'same task, same path')
     print('| config | input | path | ms median | p90 | ratio to baseline |\n|---|---|---|---|---|---|')
     for (config, path), values in latencies.items():
-        size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in DEPLOY_INPUT_SIZES[scopes[config]])
+        size = deploy_input_size(scopes[config], args.dense_scale)
         base = baselines.get(scopes[config])
         ratio = (f'{statistics.median(latencies[base, path]) / statistics.median(values):.2f}' if base else '-')
         print(f'| {osp.basename(config)[:-3]} | {size[1]}x{size[0]} | {path} | {statistics.median(values):.1f} | '
@@ -586,7 +526,7 @@ class SavedActivations:
 
 def bench_checkpointing(args: argparse.Namespace, device: torch.device) -> None:
     """Training step of each config with the backbone's ``with_cp`` off and on, side by side."""
-    from lsnet.mm.build import build_model_from_config
+    from lsnet.mm.build import PAPER_INPUT_SIZES, build_model_from_config
     rows = []
     for path in args.configs:
         batch = args.batch or 2
@@ -637,7 +577,7 @@ def bench_datacheck(args: argparse.Namespace) -> None:
     import random
     import tempfile
     from mmdet.datasets import CocoDataset
-    from lsnet.detection.datacheck import _recording_coco_api, coco_problems
+    from lsnet.detection.datacheck import recording_coco_api, coco_problems
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as folder:
         path = osp.join(folder, 'instances.json')
@@ -658,7 +598,7 @@ def bench_datacheck(args: argparse.Namespace) -> None:
             dataset = CocoDataset(ann_file=path, data_prefix=dict(img=folder), metainfo=dict(classes=classes),
                                   pipeline=[], lazy_init=True)
             loaded: list = []
-            dataset.COCOAPI = _recording_coco_api(CocoDataset.COCOAPI, loaded)
+            dataset.COCOAPI = recording_coco_api(CocoDataset.COCOAPI, loaded)
             start = time.perf_counter()
             dataset.full_init()  # mmdet's load, the structure checks included
             load_s = time.perf_counter() - start
@@ -726,4 +666,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lsnet.cli import run_cli  # noqa: E402
 from lsnet.models.variants import LSNET_ARCHS, VAN_ARCHS, stage_channels  # noqa: E402
 # The full demo trains on the shapes configs' own schedules (configs/_base_/schedules/shapes_*.py); the
 # quick one (CI's smoke run) shortens them. Data: generate_shapes' default sizes (64 px class images,
@@ -205,4 +206,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.deploy import export_onnx  # noqa: E402
 
@@ -46,4 +47,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

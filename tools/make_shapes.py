@@ -5,6 +5,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 from lsnet.datasets import generate_shapes  # noqa: E402
 
 
@@ -20,4 +21,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -14,6 +14,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E40
 
 import timm  # noqa: E402
 
+from lsnet.cli import run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.models.stats import count_params_and_flops  # noqa: E402
 from lsnet.models.variants import PAPER_FIGURES  # noqa: E402
@@ -39,13 +40,13 @@ def main(argv=None) -> None:
 def config_stats(paths) -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from lsnet.mm.build import build_model_from_config
+    from lsnet.mm.build import PAPER_INPUT_SIZES, build_model_from_config
     print('| config | params (M), whole model | GFLOPs: detectors backbone + neck, segmentors whole | input |\n|---|---|---|---|')
     for path in paths:
         model, cfg = build_model_from_config(path, pretrained=False)
         model.eval()
         scope = cfg.default_scope
-        size = (800, 1333) if scope == 'mmdet' else (512, 512)
+        size = PAPER_INPUT_SIZES[scope]
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
@@ -58,4 +59,4 @@ def config_stats(paths) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

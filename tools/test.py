@@ -16,7 +16,7 @@ from mmengine.runner import Runner  # noqa: E402
 from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
-from lsnet.mm.runner import add_common_args, load_config  # noqa: E402
+from lsnet.mm.runner import add_common_args, load_config, prepare_launch  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 
 
@@ -34,6 +34,7 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)
+    prepare_launch(cfg, args)
     if args.checkpoint.endswith('.onnx'):
         from lsnet.mm.onnx_model import evaluate_onnx
         print(f'running {args.checkpoint} in onnxruntime', flush=True)

@@ -20,7 +20,7 @@ from lsnet.checkpoint import check_model_checkpoint, check_resume_checkpoint, re
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 from lsnet.checkpoint import find_resumable_checkpoint  # noqa: E402
-from lsnet.mm.runner import add_common_args, guard_work_dir, load_config, lock_work_dir  # noqa: E402
+from lsnet.mm.runner import add_common_args, guard_work_dir, load_config, lock_work_dir, prepare_launch  # noqa: E402
 
 EXACT_RESUME_LOOPS = {'IterBasedTrainLoop': 'ExactResumeIterBasedTrainLoop',
                       'EpochBasedTrainLoop': 'ExactResumeEpochBasedTrainLoop'}
@@ -96,6 +96,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     install_safe_io()
     cfg = load_config(args)
+    prepare_launch(cfg, args)
     if args.amp:
         try:
             kind = enable_amp(cfg.optim_wrapper)

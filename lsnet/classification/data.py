@@ -27,17 +27,15 @@ class ImageFolderDataset(Dataset):
         ann_file (str | None): Optional list file (relative to ``data_root``) instead of folders.
         classes (Sequence[str] | None): Class names in label order; default: sorted folder names.
         transform (dict): Arguments of ``timm.data.create_transform``.
-        skip_bad_images (bool): Replace unreadable images by another sample (and count them) instead
-            of failing. Default: False.
+
+    An unreadable image raises, naming its file; to drop bad samples instead, wrap the dataset in
+    ``CheckedDataset(on_error='skip')``, which owns that policy for every task.
     """
 
     def __init__(self, data_root: str, split: str = 'train', ann_file: Optional[str] = None,
-                 classes: Optional[Sequence[str]] = None, transform: Optional[dict] = None,
-                 skip_bad_images: bool = False):
+                 classes: Optional[Sequence[str]] = None, transform: Optional[dict] = None):
         self.data_root = data_root
         self.folder = None  # the class-folder root, when the dataset is read from folders
-        self.skip_bad_images = skip_bad_images
-        self.num_skipped = 0
         if ann_file:
             list_path = osp.join(data_root, ann_file)
             if not osp.isfile(list_path):
@@ -95,14 +93,7 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         path, label = self.samples[index]
-        try:
-            image = self._load(path)
-        except (ValueError, FileNotFoundError):
-            if not self.skip_bad_images:
-                raise
-            self.num_skipped += 1
-            return self[(index + 1) % len(self)]
-        return dict(inputs=self.transform(image), data_samples=label)
+        return dict(inputs=self.transform(self._load(path)), data_samples=label)
 
 
 @DATA_SAMPLERS.register_module()

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from ..mm.datacheck import DataError, register_task_check
 
 
-def _recording_coco_api(api: type, seen: list) -> type:
+def recording_coco_api(api: type, seen: list) -> type:
     """A subclass of a dataset's COCO API that keeps the annotation file's content it parsed, so the
     checks read mmdet's own load of the file instead of loading it a second time."""
 
@@ -128,7 +128,7 @@ class CocoAnnotationCheck:
 
     def before_load(self, dataset) -> None:
         self.loaded: list = []
-        dataset.COCOAPI = _recording_coco_api(type(dataset).COCOAPI, self.loaded)
+        dataset.COCOAPI = recording_coco_api(type(dataset).COCOAPI, self.loaded)
 
     def after_load(self, dataset, on_error: str) -> None:
         classes = list((getattr(dataset, 'metainfo', None) or {}).get('classes', ()))

@@ -9,6 +9,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+# The papers' test inputs (H, W) of each toolbox's models, for the statistics and the benchmarks: COCO
+# images resized to 1333x800 (the detectors pad them to 1344x800), ADE20K crops of 512x512.
+PAPER_INPUT_SIZES = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
+
 SCOPE_REGISTRIES = {'mmdet': 'mmdet.registry', 'mmseg': 'mmseg.registry', 'mmengine': 'mmengine.registry'}
 
 

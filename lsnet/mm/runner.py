@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import logging
 import os
 import os.path as osp
 import socket
@@ -16,6 +17,8 @@ from mmengine.config import Config, DictAction
 
 from ..checkpoint import existing_checkpoints, remove_interrupted_writes
 from .build import SCOPE_REGISTRIES, sync_bn_as_bn
+
+logger = logging.getLogger(__name__)
 
 TASK_SCOPES = tuple(SCOPE_REGISTRIES)
 
@@ -31,6 +34,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> Config:
+    """The config of ``args.config`` with ``--cfg-options``, ``--work-dir`` and ``--launcher`` applied,
+    checked (file, syntax, misspelt keys, scope), SyncBN as BN without CUDA. Changes nothing else in the
+    process: :func:`prepare_launch` does what launching needs."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
     try:
@@ -44,20 +50,26 @@ def load_config(args: argparse.Namespace) -> Config:
     if scope not in TASK_SCOPES:
         raise ValueError(f'{args.config}: default_scope={scope!r}; our tools handle {TASK_SCOPES}')
     cfg.launcher = args.launcher
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     replaced = sync_bn_as_bn(cfg._cfg_dict, 'cuda' if torch.cuda.is_available() else 'cpu')
     if replaced:
-        print(f'[lsnet] no CUDA device: {replaced} SyncBN layer config(s) run as BN')
+        logger.info('no CUDA device: %d SyncBN layer config(s) run as BN', replaced)
     if not torch.cuda.is_available():
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
-        if args.launcher == 'pytorch':
-            _init_cpu_distributed(cfg)
     return cfg
+
+
+def prepare_launch(cfg: Config, args: argparse.Namespace) -> None:
+    """What a tool's process needs before MMEngine's runner starts: ``LOCAL_RANK`` from ``--local-rank``
+    when the launcher did not set it, and, for ``--launcher pytorch`` without CUDA, the gloo process
+    group (MMEngine would start NCCL)."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if not torch.cuda.is_available() and args.launcher == 'pytorch':
+        _init_cpu_distributed(cfg)
 
 
 def config_syntax_error_source(config: str) -> str:
@@ -85,9 +97,9 @@ def warn_misspelt_keys(cfg: Config, source: str) -> list:
             continue
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
         if close:
-            messages.append(f'[lsnet] {source}: top-level key {key!r} is not read by MMEngine; did you mean {close[0]!r}?')
+            messages.append(f'{source}: top-level key {key!r} is not read by MMEngine; did you mean {close[0]!r}?')
     for message in messages:
-        print(message)
+        logger.warning(message)
     return messages
 
 

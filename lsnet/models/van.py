@@ -166,7 +166,7 @@ class VAN(StageModel):
 
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 'b0', in_chans: int = 3, num_classes: int = 1000,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, global_pool: str = 'avg',
-                 img_size: int = 224, out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1,
+                 out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1,
                  norm_eval: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False,
                  init_cfg: Optional[dict] = None, bn_momentum: Optional[float] = None,
                  bn_eps: Optional[float] = None, drop_block_rate: Optional[float] = None,

@@ -35,7 +35,7 @@ from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-SKA_BACKENDS = ('auto', 'torch', 'triton', 'cpp')
+SKA_BACKENDS = ('auto', 'torch', 'triton', 'cpp', 'unfold')
 _backend = os.environ.get('LSNET_SKA_BACKEND', 'auto')
 if _backend not in SKA_BACKENDS:
     raise ValueError(f'LSNET_SKA_BACKEND={_backend!r} is not one of {SKA_BACKENDS}')
@@ -121,6 +121,16 @@ def ska_flat(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, c, h, wd)
 
 
+def ska_unfold(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """SKA as the released LSNet code computes it without its CUDA kernel: ``x`` unfolded into its nine
+    taps (a 9x copy), weighted per pixel, summed. The ``'unfold'`` backend, the baseline the benchmarks
+    compare the other paths with; equal to :func:`ska_torch` up to rounding."""
+    b, c, h, wd = x.shape
+    groups = w.shape[1]
+    taps = F.unfold(x, 3, padding=1).view(b, c // groups, groups, 9, h, wd)
+    return (taps * w.to(x.dtype).unsqueeze(1)).sum(3).view(b, c, h, wd)
+
+
 def _triton_available() -> bool:
     try:
         from . import ska_triton  # noqa: F401
@@ -138,7 +148,7 @@ def _cpp_available() -> bool:
 
 
 def resolve_backend(x: torch.Tensor, w: torch.Tensor) -> str:
-    """The implementation :func:`ska` runs for these tensors: 'cpp', 'triton' or 'torch'."""
+    """The implementation :func:`ska` runs for these tensors: 'cpp', 'triton', 'unfold' or 'torch'."""
     backend = _backend
     cpp_dtype = x.dtype in (torch.float32, torch.float64) and w.dtype in (x.dtype, torch.float32)
     exporting = torch.onnx.is_in_onnx_export()
@@ -150,7 +160,9 @@ def resolve_backend(x: torch.Tensor, w: torch.Tensor) -> str:
         if not x.is_cuda:
             raise RuntimeError(f'SKA backend "triton" needs CUDA tensors, got device {x.device}')
         return 'triton'
-    if backend == 'torch' or exporting:
+    if backend == 'unfold' and not exporting:
+        return 'unfold'
+    if backend in ('torch', 'unfold') or exporting:
         return 'torch'
     if x.device.type == 'cpu' and cpp_dtype and _cpp_available():
         return 'cpp'
@@ -168,6 +180,8 @@ def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     backend = resolve_backend(x, w)
     if backend == 'torch':
         return ska_flat(x, w) if torch.onnx.is_in_onnx_export() else ska_torch(x, w)
+    if backend == 'unfold':
+        return ska_unfold(x, w)
     return _ska_compiled(backend, x, w)
 
 
