@@ -74,7 +74,7 @@ def _scalars(work_dir: Path) -> list[dict]:
 
 
 def draw_curves(work_dirs: dict, out: Path) -> Path:
-    """One panel per task: the training loss and, on the right axis, the validation metric at each
+    """One panel per task (``work_dirs``: task -> its training work dir): the training loss and, on the right axis, the validation metric at each
     evaluation (its values written beside the points). Classification is drawn against epochs,
     the iteration-based detection and segmentation runs against iterations."""
     import matplotlib
@@ -83,7 +83,7 @@ def draw_curves(work_dirs: dict, out: Path) -> Path:
     names = {'cls': ('Classification', 'top1', 'top-1 (%)'), 'det': ('RetinaNet', 'coco/bbox_mAP', 'bbox mAP'),
              'seg': ('Semantic FPN', 'mIoU', 'mIoU (%)')}
     fig, axes = plt.subplots(1, len(work_dirs), figsize=(5.2 * len(work_dirs), 3.8), squeeze=False)
-    for axis, (task, (_, work, _, _)) in zip(axes[0], work_dirs.items()):
+    for axis, (task, work) in zip(axes[0], work_dirs.items()):
         title, metric, label = names[task]
         records = _scalars(work)
         train = [r for r in records if 'loss' in r and 'iter' in r]

@@ -19,7 +19,8 @@ import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imp
 import lsnet.detection  # noqa: E402,F401  (what the detection configs import: the COCO checks)
 import lsnet.segmentation  # noqa: E402,F401  (the label-map checks)
 from lsnet.datasets import generate_shapes  # noqa: E402
-from lsnet.checkpoint import atomic_write, find_resumable_checkpoint  # noqa: E402
+from lsnet.checkpoint import atomic_write  # noqa: E402
+from lsnet.mm.workdir import find_resumable_checkpoint  # noqa: E402
 
 from mm_helpers import ROOT, THREADS, expect_tool_failure, run_tool, write_override  # noqa: E402
 
@@ -47,7 +48,7 @@ def test_mmengine_checkpoints_go_through_atomic_backend(tmp_path):
     assert torch.load(tmp_path / 'a.pth', weights_only=True)['state_dict']['w'].sum() == 2
 
 
-def test_resume_candidate_skips_truncated_checkpoint(tmp_path):
+def test_resume_candidate_skips_truncated_checkpoint(tmp_path, caplog):
     good = {'state_dict': {'w': torch.ones(1)}, 'meta': {'iter': 4}}
     torch.save(good, tmp_path / 'iter_4.pth')
     time.sleep(0.01)
@@ -55,9 +56,9 @@ def test_resume_candidate_skips_truncated_checkpoint(tmp_path):
     data = (tmp_path / 'iter_8.pth').read_bytes()
     (tmp_path / 'iter_8.pth').write_bytes(data[: len(data) // 2])
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))
-    messages = []
-    assert find_resumable_checkpoint(str(tmp_path), messages.append) == str(tmp_path / 'iter_4.pth')
-    assert any('iter_8.pth is corrupt or truncated' in m for m in messages)
+    with caplog.at_level('WARNING', logger='lsnet'):
+        assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    assert any('iter_8.pth is corrupt or truncated' in m for m in caplog.messages)
     assert (tmp_path / 'iter_8.pth').exists()  # reported, never deleted
 
 
@@ -349,7 +350,7 @@ def test_interrupted_write_leftovers_are_removed_on_start(tmp_path):
     leftover.write_bytes(b'half a checkpoint')
     keep = tmp_path / 'epoch_1.pth'
     keep.write_bytes(b'x')
-    assert remove_interrupted_writes(str(tmp_path), logger=lambda message: None) == [str(leftover)]
+    assert remove_interrupted_writes(str(tmp_path)) == [str(leftover)]
     assert not leftover.exists() and keep.exists()
 
 
@@ -527,12 +528,12 @@ def test_second_run_on_a_work_dir_is_refused_and_sigterm_from_outside_checkpoint
 
 
 # -- messages that name the thing ------------------------------------------------------------------------------
-def test_last_checkpoint_naming_a_deleted_file_is_reported(tmp_path):
+def test_last_checkpoint_naming_a_deleted_file_is_reported(tmp_path, caplog):
     torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': {'iter': 4}}, tmp_path / 'iter_4.pth')
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))  # deleted since
-    messages = []
-    assert find_resumable_checkpoint(str(tmp_path), messages.append) == str(tmp_path / 'iter_4.pth')
-    assert any(f'names {tmp_path / "iter_8.pth"}, which does not exist' in m for m in messages)
+    with caplog.at_level('WARNING', logger='lsnet'):
+        assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    assert any(f'names {tmp_path / "iter_8.pth"}, which does not exist' in m for m in caplog.messages)
 
 
 def test_resume_with_a_changed_learning_rate_says_which_is_used(capsys):

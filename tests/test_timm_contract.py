@@ -157,16 +157,16 @@ def test_timm_train_script_keyword_arguments(name):
     assert norms and all(m.momentum == 0.03 and m.eps == 2e-5 for m in norms)
     model.train()
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
-    if name.startswith('lsnet'):  # drop_rate is dropout before the head
-        model.eval()
-        x = torch.randn(2, 3, 64, 64)
-        feats = model.forward_features(x)
-        model.train()
-        for module in model.modules():
-            if isinstance(module, _BatchNorm):
-                module.eval()
-        pooled = [model.forward_head(feats, pre_logits=True) for _ in range(2)]
-        assert (pooled[0] == 0).float().mean() > 0.05 and not torch.equal(pooled[0], pooled[1])
+    # drop_rate is dropout before the head, in LSNet and VAN alike (timm's --drop)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    feats = model.forward_features(x)
+    model.train()
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.eval()
+    pooled = [model.forward_head(feats, pre_logits=True) for _ in range(2)]
+    assert (pooled[0] == 0).float().mean() > 0.05 and not torch.equal(pooled[0], pooled[1])
     with pytest.raises(ValueError, match='no DropBlock'):
         timm.create_model(name, drop_block_rate=0.1)
 

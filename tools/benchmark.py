@@ -539,8 +539,7 @@ def bench_checkpointing(args: argparse.Namespace, device: torch.device) -> None:
             scope = cfg.default_scope
             head = cfg.model.get('bbox_head') or (cfg.model.roi_head.bbox_head if scope == 'mmdet'
                                                   else cfg.model.decode_head)
-            size = (800, 1333) if scope == 'mmdet' else (512, 512)
-            size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in size)
+            size = tuple(int(round(v * args.dense_scale / 32)) * 32 for v in PAPER_INPUT_SIZES[scope])
             packed = _dense_inputs(model, scope, batch, size, head.num_classes, device)
 
             def train_step(count: bool = False):

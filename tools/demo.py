@@ -11,6 +11,7 @@ python tools/demo.py [--backbone lsnet_t] [--tasks cls det seg] [--out-dir outpu
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 import json
 import os
 import re
@@ -66,33 +67,111 @@ def run(args: list[str], label: str, log_file: Path) -> None:
 
 
 def latest_checkpoint(work_dir: Path) -> Path:
-    from lsnet.checkpoint import find_resumable_checkpoint
+    from lsnet.mm.workdir import find_resumable_checkpoint
     found = find_resumable_checkpoint(str(work_dir))
     if found is None:
         raise SystemExit(f'no readable checkpoint in {work_dir}')
     return Path(found)
 
 
-def draw_pictures(work_dirs: dict, data: Path, out: Path, backbone: str) -> list[Path]:
+@dataclass
+class TrainedModel:
+    """One trained task of the demo: its config, work dir, checkpoint and the --cfg-options it ran with."""
+    config: Path
+    work_dir: Path
+    checkpoint: Path
+    options: list
+
+
+def draw_pictures(trained: dict, data: Path, out: Path, backbone: str) -> list[Path]:
     """Predictions of each trained model on validation images, and the training curves."""
     from lsnet.viz import draw_curves
     paths = []
-    if 'cls' in work_dirs:
+    if 'cls' in trained:
         from lsnet.classification.viz import draw_classification
-        cfg, _, checkpoint, opts = work_dirs['cls']
-        paths.append(draw_classification(cfg, checkpoint, opts, data / 'imagenet', out))
-    if 'det' in work_dirs:
+        run_ = trained['cls']
+        paths.append(draw_classification(run_.config, run_.checkpoint, run_.options, data / 'imagenet', out))
+    if 'det' in trained:
         from lsnet.detection.viz import draw_detections
-        cfg, _, checkpoint, opts = work_dirs['det']
-        paths.append(draw_detections(cfg, checkpoint, opts, data / 'coco' / 'val2017', out, f'retinanet_{backbone}'))
-    if 'seg' in work_dirs:
+        run_ = trained['det']
+        paths.append(draw_detections(run_.config, run_.checkpoint, run_.options, data / 'coco' / 'val2017', out,
+                                     f'retinanet_{backbone}'))
+    if 'seg' in trained:
         from lsnet.segmentation.viz import draw_segmentation
-        cfg, _, checkpoint, opts = work_dirs['seg']
-        paths.append(draw_segmentation(cfg, checkpoint, opts, data / 'ade' / 'images' / 'validation', out,
-                                       f'semantic_fpn_{backbone}'))
-    if work_dirs:
-        paths.append(draw_curves(work_dirs, out))
+        run_ = trained['seg']
+        paths.append(draw_segmentation(run_.config, run_.checkpoint, run_.options,
+                                       data / 'ade' / 'images' / 'validation', out, f'semantic_fpn_{backbone}'))
+    if trained:
+        paths.append(draw_curves({task: run_.work_dir for task, run_ in trained.items()}, out))
     return paths
+
+
+def scheduler_index(config: Path, kind: str) -> int:
+    """The position of the ``kind`` entry in ``config``'s param_scheduler list (what --cfg-options addresses)."""
+    from mmengine.config import Config
+    kinds = [entry.get('type') for entry in Config.fromfile(str(config)).param_scheduler]
+    if kind not in kinds:
+        raise SystemExit(f'{config}: no {kind} in param_scheduler ({kinds})')
+    return kinds.index(kind)
+
+
+def train_and_evaluate(task: str, title: str, config: Path, options: list, out: Path) -> tuple:
+    """``tools/train.py`` then ``tools/test.py`` on the latest checkpoint: (TrainedModel, its metrics)."""
+    work = out / 'work' / task
+    run(['tools/train.py', str(config), '--work-dir', str(work), '--overwrite', '--cfg-options', *options],
+        title, out / 'work' / f'{task}_train.log')
+    checkpoint = latest_checkpoint(work)
+    metrics_file = out / 'work' / f'{task}_metrics.json'
+    run(['tools/test.py', str(config), str(checkpoint), '--work-dir', str(out / 'work' / f'{task}_test'),
+         '--out', str(metrics_file), '--cfg-options', *options], f'{title} eval', out / 'work' / f'{task}_test.log')
+    return TrainedModel(config, work, checkpoint, options), json.loads(metrics_file.read_text())
+
+
+def classifier_options(args, cls_opts: list, common: list, data: Path, config: Path) -> list:
+    opts = cls_opts + common + [f'{split}_dataloader.dataset.data_root={data}/imagenet' for split in ('train', 'val', 'test')]
+    if args.quick:
+        epochs = QUICK['cls_epochs']
+        cosine = scheduler_index(config, 'CosineAnnealingLR')
+        opts += [f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={QUICK["cls_batch"]}',
+                 f'param_scheduler.{cosine}.T_max={epochs - 1}', f'param_scheduler.{cosine}.end={epochs}',
+                 f'default_hooks.checkpoint.interval={epochs}']
+    return opts
+
+
+def dense_options(args, task: str, dense_opts: list, common: list, data: Path, config: Path, pretrained) -> list:
+    opts = dense_opts + common
+    if args.quick:
+        iters = QUICK[f'{task}_iters']
+        decay = scheduler_index(config, 'CosineAnnealingLR' if task == 'det' else 'PolyLR')
+        opts += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+                 f'default_hooks.checkpoint.interval={iters}', f'param_scheduler.{decay}.end={iters}']
+    if task == 'det':
+        opts += [f'{split}_dataloader.dataset.data_root={data}/coco/' for split in ('train', 'val', 'test')]
+        opts += [f'{split}_evaluator.ann_file={data}/coco/annotations/instances_val2017.json' for split in ('val', 'test')]
+        if args.quick:  # a few iterations score nothing above the usual 0.05: keep every box
+            opts.append('model.test_cfg.score_thr=0.0')
+    else:
+        opts += [f'{split}_dataloader.dataset.data_root={data}/ade' for split in ('train', 'val', 'test')]
+    if pretrained:  # the shapes classifier's backbone, BatchNorm kept frozen as the dense recipes do
+        opts += ['model.backbone.init_cfg._delete_=True', 'model.backbone.init_cfg.type=Pretrained',
+                 f'model.backbone.init_cfg.checkpoint={pretrained}']
+    return opts
+
+
+def write_summary(backbone: str, results: dict, timings: dict, total: float, out: Path) -> list:
+    summary = [f'| {backbone} on synthetic shapes | value |', '|---|---|']
+    summary += [f'| {name} | {value:.3f} |' if 'mAP' in name else f'| {name} | {value:.1f} |'
+                for name, value in results.items()]
+    summary += [f'| time: {name} (train + eval) | {seconds / 60:.1f} min |' for name, seconds in timings.items()]
+    summary.append(f'| time: whole demo | {total / 60:.1f} min |')
+    (out / 'summary.md').write_text('\n'.join(summary) + '\n')
+    (out / 'summary.json').write_text(json.dumps(dict(backbone=backbone, metrics=results,
+                                                      seconds=dict(timings, total=total)), indent=2))
+    return summary
+
+
+DENSE_TASKS = {'det': ('RetinaNet', 'configs/retinanet/retinanet_{}_fpn_shapes.py', 'coco/bbox_mAP', 'bbox mAP'),
+               'seg': ('Semantic FPN', 'configs/sem_fpn/fpn_{}_shapes.py', 'mIoU', 'mIoU (%)')}
 
 
 def main(argv=None) -> None:
@@ -120,85 +199,35 @@ def main(argv=None) -> None:
     common = [f'randomness.seed={args.seed}', 'randomness.deterministic=True']
     if args.quick:  # log every iteration, so the few steps of a quick run leave their losses
         common.append('default_hooks.logger.interval=1')
-    results, timings, work_dirs = {}, {}, {}
+    results, timings, trained = {}, {}, {}
 
     pretrained = None
     if 'cls' in args.tasks:
-        cfg = ROOT / f'configs/classification/{family}_shapes.py'
-        log(f'2/5 pretraining {args.backbone} as a classifier ({cfg.relative_to(ROOT)})')
-        work = out / 'work' / 'cls'
-        opts = cls_opts + common + [f'train_dataloader.dataset.data_root={data}/imagenet',
-                                    f'val_dataloader.dataset.data_root={data}/imagenet',
-                                    f'test_dataloader.dataset.data_root={data}/imagenet']
-        if args.quick:
-            epochs = QUICK['cls_epochs']
-            opts += [f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={QUICK["cls_batch"]}',
-                     f'param_scheduler.1.T_max={epochs - 1}',
-                     f'param_scheduler.1.end={epochs}', f'default_hooks.checkpoint.interval={epochs}']
+        config = ROOT / f'configs/classification/{family}_shapes.py'
+        log(f'2/5 pretraining {args.backbone} as a classifier ({config.relative_to(ROOT)})')
         t0 = time.time()
-        run(['tools/train.py', str(cfg), '--work-dir', str(work), '--overwrite', '--cfg-options', *opts],
-            'classification', out / 'work' / 'cls_train.log')
-        pretrained = latest_checkpoint(work)
-        metrics_file = out / 'work' / 'cls_metrics.json'
-        run(['tools/test.py', str(cfg), str(pretrained), '--work-dir', str(out / 'work' / 'cls_test'),
-             '--out', str(metrics_file), '--cfg-options', *opts], 'classification eval', out / 'work' / 'cls_test.log')
-        results['top-1 (%)'] = json.loads(metrics_file.read_text())['top1']
+        trained['cls'], metrics = train_and_evaluate(
+            'cls', 'classification', config, classifier_options(args, cls_opts, common, data, config), out)
+        pretrained = trained['cls'].checkpoint
+        results['top-1 (%)'] = metrics['top1']
         timings['classification'] = time.time() - t0
-        work_dirs['cls'] = (cfg, work, pretrained, opts)
 
-    dense = {'det': ('RetinaNet', f'configs/retinanet/retinanet_{family}_fpn_shapes.py', 'coco/bbox_mAP', 'bbox mAP'),
-             'seg': ('Semantic FPN', f'configs/sem_fpn/fpn_{family}_shapes.py', 'mIoU', 'mIoU (%)')}
     for step, task in enumerate(t for t in ('det', 'seg') if t in args.tasks):
-        title, cfg_rel, key, column = dense[task]
-        log(f'{3 + step}/5 fine-tuning {title}-{args.backbone} ({cfg_rel})'
+        title, config_pattern, key, column = DENSE_TASKS[task]
+        config = ROOT / config_pattern.format(family)
+        log(f'{3 + step}/5 fine-tuning {title}-{args.backbone} ({config.relative_to(ROOT)})'
             f'{" from the pretrained backbone" if pretrained else " from scratch"}')
-        cfg = ROOT / cfg_rel
-        work = out / 'work' / task
-        opts = dense_opts + common
-        if args.quick:
-            iters = QUICK[f'{task}_iters']
-            opts += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-                     f'default_hooks.checkpoint.interval={iters}',
-                     f'param_scheduler.{1 if task == "det" else 0}.end={iters}']
-        if task == 'det':
-            opts += [f'train_dataloader.dataset.data_root={data}/coco/', f'val_dataloader.dataset.data_root={data}/coco/',
-                     f'test_dataloader.dataset.data_root={data}/coco/',
-                     f'val_evaluator.ann_file={data}/coco/annotations/instances_val2017.json',
-                     f'test_evaluator.ann_file={data}/coco/annotations/instances_val2017.json']
-            if args.quick:  # a few iterations score nothing above the usual 0.05: keep every box
-                opts.append('model.test_cfg.score_thr=0.0')
-        else:
-            opts += [f'train_dataloader.dataset.data_root={data}/ade', f'val_dataloader.dataset.data_root={data}/ade',
-                     f'test_dataloader.dataset.data_root={data}/ade']
-        if pretrained:  # the shapes classifier's backbone, BatchNorm kept frozen as the dense recipes do
-            opts += ['model.backbone.init_cfg._delete_=True', 'model.backbone.init_cfg.type=Pretrained',
-                     f'model.backbone.init_cfg.checkpoint={pretrained}']
         t0 = time.time()
-        run(['tools/train.py', str(cfg), '--work-dir', str(work), '--overwrite', '--cfg-options', *opts],
-            title, out / 'work' / f'{task}_train.log')
-        checkpoint = latest_checkpoint(work)
-        metrics_file = out / 'work' / f'{task}_metrics.json'
-        run(['tools/test.py', str(cfg), str(checkpoint), '--work-dir', str(out / 'work' / f'{task}_test'),
-             '--out', str(metrics_file), '--cfg-options', *opts], f'{title} eval', out / 'work' / f'{task}_test.log')
-        metrics = json.loads(metrics_file.read_text())
+        trained[task], metrics = train_and_evaluate(
+            task, title, config, dense_options(args, task, dense_opts, common, data, config, pretrained), out)
         if key not in metrics:  # CocoMetric returns nothing when no box passed the score threshold
             log(f'    {title} made no detections above the score threshold: {key} = 0')
         results[column] = metrics.get(key, 0.0)
         timings[title] = time.time() - t0
-        work_dirs[task] = (cfg, work, checkpoint, opts)
 
     log('5/5 pictures')
-    pictures = draw_pictures(work_dirs, data, out, args.backbone)
-
-    total = time.time() - started
-    summary = [f'| {args.backbone} on synthetic shapes | value |', '|---|---|']
-    summary += [f'| {name} | {value:.3f} |' if 'mAP' in name else f'| {name} | {value:.1f} |'
-                for name, value in results.items()]
-    summary += [f'| time: {name} (train + eval) | {seconds / 60:.1f} min |' for name, seconds in timings.items()]
-    summary.append(f'| time: whole demo | {total / 60:.1f} min |')
-    (out / 'summary.md').write_text('\n'.join(summary) + '\n')
-    (out / 'summary.json').write_text(json.dumps(dict(backbone=args.backbone, metrics=results,
-                                                      seconds=dict(timings, total=total)), indent=2))
+    pictures = draw_pictures(trained, data, out, args.backbone)
+    summary = write_summary(args.backbone, results, timings, time.time() - started, out)
     print('\n' + '\n'.join(summary))
     print('\npictures:')
     for path in pictures:

@@ -16,10 +16,10 @@ from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401  (registers models)
-from lsnet.checkpoint import check_model_checkpoint, check_resume_checkpoint, read_checkpoint  # noqa: E402
+from lsnet.checkpoint import check_model_checkpoint, read_checkpoint  # noqa: E402
 from lsnet.mm.optim import enable_amp, enable_skip_nonfinite  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
-from lsnet.checkpoint import find_resumable_checkpoint  # noqa: E402
+from lsnet.mm.workdir import check_resume_checkpoint, find_resumable_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, guard_work_dir, load_config, lock_work_dir, prepare_launch  # noqa: E402
 
 EXACT_RESUME_LOOPS = {'IterBasedTrainLoop': 'ExactResumeIterBasedTrainLoop',

@@ -12,7 +12,8 @@ from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..checkpoint import newest_finite_checkpoint, non_finite_tensors
+from ..checkpoint import non_finite_tensors
+from .workdir import newest_finite_checkpoint
 
 
 def _non_finite_terms(outputs: dict) -> dict:
@@ -57,7 +58,7 @@ class NonFiniteLossHook(Hook):
             runner.logger.warning(f'iteration {runner.iter + 1}: non-finite loss ({terms}); update skipped '
                                   f'({skipped} so far)')
             return
-        last = newest_finite_checkpoint(runner.work_dir, runner.logger.warning)
+        last = newest_finite_checkpoint(runner.work_dir)
         raise RuntimeError(f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {terms} '
                            f'[all loss terms: {all_terms}]. Training stopped; the last good checkpoint '
                            f'(checked finite) is {last or "none yet"}. Lower the learning rate, enable gradient '
@@ -72,7 +73,7 @@ class NonFiniteLossHook(Hook):
         bad = non_finite_tensors(checkpoint.get('state_dict', {}))
         if not bad:
             return
-        last = newest_finite_checkpoint(runner.work_dir, runner.logger.warning)
+        last = newest_finite_checkpoint(runner.work_dir)
         shown = ', '.join(bad[:8]) + (f', ... ({len(bad)} in all)' if len(bad) > 8 else '')
         raise RuntimeError(f'not saving the checkpoint of iteration {runner.iter} (epoch {runner.epoch}): '
                            f'non-finite values in {shown}. Training stopped; the last good checkpoint '

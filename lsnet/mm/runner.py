@@ -15,7 +15,8 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
-from ..checkpoint import existing_checkpoints, remove_interrupted_writes
+from ..checkpoint import remove_interrupted_writes
+from .workdir import existing_checkpoints
 from .build import SCOPE_REGISTRIES, sync_bn_as_bn
 
 logger = logging.getLogger(__name__)

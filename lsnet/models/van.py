@@ -9,7 +9,7 @@ Names follow the released checkpoints; OpenMMLab (mmpretrain) checkpoints are re
 """
 import math
 import re
-from typing import Any, List, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -130,7 +130,9 @@ class VAN(StageModel):
             (or mmpretrain's ``ffn_ratios``). Default: 'b0'.
         in_chans (int): Input channels (mmpretrain: ``in_channels``). Default: 3.
         num_classes (int): Classifier outputs, 0 = no head. Default: 1000.
-        drop_rate (float): Dropout in the MLPs (the released head has none). Default: 0.
+        drop_rate (float): Dropout on the pooled features before the head (timm's ``--drop``, as in
+            :class:`LSNet`). Default: 0.
+        mlp_drop_rate (float): Dropout in the blocks' MLPs (the released code's ``drop_rate``). Default: 0.
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.
         global_pool (str): 'avg', or '' to keep the last map (then ``num_classes`` must be 0).
             Default: 'avg'.
@@ -165,7 +167,8 @@ class VAN(StageModel):
     block_patterns = ((r'^block(\d+)\.(\d+)', None), (r'^patch_embed(\d+)', (0,)), (r'^norm(\d+)', (99999,)))
 
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 'b0', in_chans: int = 3, num_classes: int = 1000,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, global_pool: str = 'avg',
+                 drop_rate: float = 0.0, mlp_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 global_pool: str = 'avg',
                  out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1,
                  norm_eval: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False,
                  init_cfg: Optional[dict] = None, bn_momentum: Optional[float] = None,
@@ -196,8 +199,8 @@ class VAN(StageModel):
         self.embed_dims = embed_dims
         self.setup_stages(out_indices=out_indices, frozen_stages=frozen_stages, norm_eval=norm_eval,
                          init_cfg=init_cfg, with_cp=with_cp, num_classes=num_classes,
-                         global_pool=global_pool, head_drop_rate=0.0)
-        self.drop_rate = drop_rate  # in the MLPs, as the release (its head has no dropout)
+                         global_pool=global_pool, head_drop_rate=drop_rate)
+        self.mlp_drop_rate = mlp_drop_rate
         self.num_features = self.head_hidden_size = embed_dims[-1]
 
         drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -207,7 +210,7 @@ class VAN(StageModel):
                 in_chans if stage == 0 else embed_dims[stage - 1], embed_dims[stage],
                 patch_size=7 if stage == 0 else 3, stride=4 if stage == 0 else 2))
             self.add_module(f'block{stage + 1}', nn.ModuleList(
-                Block(embed_dims[stage], mlp_ratios[stage], drop_rate, drop_rates[sum(depths[:stage]) + d])
+                Block(embed_dims[stage], mlp_ratios[stage], mlp_drop_rate, drop_rates[sum(depths[:stage]) + d])
                 for d in range(depths[stage])))
             self.add_module(f'norm{stage + 1}', StageNorm(embed_dims[stage], eps=1e-6))
             self.feature_info.append(dict(num_chs=embed_dims[stage], reduction=4 * 2 ** stage,
@@ -303,13 +306,15 @@ class VANBackbone(StageMapsBackbone, VAN):
     ``out_indices`` (strides 4, 8, 16, 32; each after its LayerNorm) as a tuple. The default is
     mmpretrain's VAN's, the last stage only, so its configs (which do not set it) build unchanged; the
     detection and segmentation configs ask for all four. Every other argument is :class:`VAN`'s
-    (``drop_rate`` is the MLPs' dropout there); ``num_classes`` is refused.
+    (``mlp_drop_rate`` is the MLPs' dropout); those of the head (``num_classes``, ``drop_rate``) are refused.
 
     Example:
         >>> model = VANBackbone('b0', out_indices=(0, 1, 2, 3)).eval()
         >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 97, 130))]
         [(1, 32, 25, 33), (1, 64, 13, 17), (1, 160, 7, 9), (1, 256, 4, 5)]
     """
+
+    head_arguments = {'num_classes': 0, 'drop_rate': 0.0}
 
     def __init__(self, arch: Union[str, Mapping[str, Any]] = 'b0', out_indices: Sequence[int] = (-1,), **kwargs):
         super().__init__(arch, out_indices=out_indices, **self.classifier_kwargs(kwargs))
