@@ -12,7 +12,7 @@ pytest.importorskip('mmengine')
 
 import lsnet  # noqa: E402,F401
 import lsnet.mm.install_safety  # noqa: E402,F401  (what the configs' custom_imports do)
-from lsnet import LSNet, LSNetBackbone  # noqa: E402
+from lsnet import LSNetBackbone  # noqa: E402
 from lsnet.checkpoint import CheckpointError  # noqa: E402
 
 from mm_helpers import ROOT  # noqa: E402

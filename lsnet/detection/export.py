@@ -141,18 +141,19 @@ class OnnxTwoStageDetector(OnnxRuntimeModel):
     A copy of the detector's RoI head runs mmdet's prediction with each head's forward replaced by its
     part of the graph."""
 
-    def open_sessions(self, path):
-        detector = self.model[0]
-        heads = roi_heads(detector)
-        parts = {'network': (['images'], first_stage_outputs(detector))}
-        parts.update({name: ([name], HEAD_OUTPUTS[name]) for name in heads})
-        sessions = graph_parts(path, parts)
-        roi_head = copy.deepcopy(detector.roi_head)
-        for name, head in zip(heads, (roi_head.bbox_head, getattr(roi_head, 'mask_head', None))):
-            head.forward = self._graph_head(sessions[name], name)
+    def __init__(self, model: nn.Module, path):
+        super().__init__(model, path)
+        roi_head = copy.deepcopy(model.roi_head)
+        for name, head in zip(roi_heads(model), (roi_head.bbox_head, getattr(roi_head, 'mask_head', None))):
+            head.forward = self._graph_head(self.sessions[name], name)
         self.roi_head = [roi_head]  # a list, like ``model``: not a submodule
         self.recorded = None  # a dict while calibration feeds are recorded
-        return sessions
+
+    def open_sessions(self, path):
+        detector = self.model[0]
+        parts = {'network': (['images'], first_stage_outputs(detector))}
+        parts.update({name: ([name], HEAD_OUTPUTS[name]) for name in roi_heads(detector)})
+        return graph_parts(path, parts)
 
     def _graph_head(self, session, input_name: str):
         def forward(roi_feats: torch.Tensor):
@@ -190,12 +191,12 @@ class OnnxTwoStageDetector(OnnxRuntimeModel):
         return feeds
 
 
+# Each head output's RoI axis is named after its input's.
+HEAD_OUTPUT_AXES = {output: {0: ROI_AXIS[name]} for name, outputs in HEAD_OUTPUTS.items() for output in outputs}
+
+
 def two_stage_output_axes(name: str) -> dict:
-    if name in ('cls_score', 'bbox_pred'):
-        return {0: 'rois'}
-    if name == 'mask_pred':
-        return {0: 'mask_rois'}
-    return {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'}
+    return HEAD_OUTPUT_AXES.get(name) or {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'}
 
 
 register_task_export(TaskExport(

@@ -19,32 +19,28 @@ from mmengine.model import BaseModule
 from timm.models.efficientvit_msra import LocalWindowAttention
 
 
-def _window_attention_any_size(module, x: torch.Tensor) -> torch.Tensor:
-    """timm's ``LocalWindowAttention.forward`` with the grid taken from ``x`` instead of the fixed one."""
-    B, C, H, W = x.shape
-    # the window its attention biases were built for (at most window_resolution; smaller in the last stage)
-    window = math.isqrt(module.attn.attention_bias_idxs.shape[0])
-    if H <= window and W <= window:
-        if (H, W) != (window, window):  # the inner attention's bias is built for a full window
-            padded = F.pad(x, (0, window - W, 0, window - H))
-            return module.attn(padded)[:, :, :H, :W]
-        return module.attn(x)
-    x = x.permute(0, 2, 3, 1)
-    pad_b, pad_r = (window - H % window) % window, (window - W % window) % window
-    x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-    nH, nW = (H + pad_b) // window, (W + pad_r) // window
-    x = x.view(B, nH, window, nW, window, C).transpose(2, 3).reshape(B * nH * nW, window, window, C)
-    x = module.attn(x.permute(0, 3, 1, 2))
-    x = x.permute(0, 2, 3, 1).view(B, nH, nW, window, window, C).transpose(2, 3)
-    x = x.reshape(B, nH * window, nW * window, C)[:, :H, :W].contiguous()
-    return x.permute(0, 3, 1, 2)
-
-
 class AnySizeLocalWindowAttention(LocalWindowAttention):
     """timm's window attention, its grid read from the input (the class AnySizeTIMMBackbone gives timm's modules)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _window_attention_any_size(self, x)
+        """timm's forward with the grid taken from ``x`` instead of the fixed one."""
+        B, C, H, W = x.shape
+        # the window its attention biases were built for (at most window_resolution; smaller in the last stage)
+        window = math.isqrt(self.attn.attention_bias_idxs.shape[0])
+        if H <= window and W <= window:
+            if (H, W) != (window, window):  # the inner attention's bias is built for a full window
+                padded = F.pad(x, (0, window - W, 0, window - H))
+                return self.attn(padded)[:, :, :H, :W]
+            return self.attn(x)
+        x = x.permute(0, 2, 3, 1)
+        pad_b, pad_r = (window - H % window) % window, (window - W % window) % window
+        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        nH, nW = (H + pad_b) // window, (W + pad_r) // window
+        x = x.view(B, nH, window, nW, window, C).transpose(2, 3).reshape(B * nH * nW, window, window, C)
+        x = self.attn(x.permute(0, 3, 1, 2))
+        x = x.permute(0, 2, 3, 1).view(B, nH, nW, window, window, C).transpose(2, 3)
+        x = x.reshape(B, nH * window, nW * window, C)[:, :H, :W].contiguous()
+        return x.permute(0, 3, 1, 2)
 
 
 class AnySizeTIMMBackbone(BaseModule):

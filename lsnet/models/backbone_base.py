@@ -444,7 +444,8 @@ class StageModel(nn.Module):
 class StageMapsBackbone:
     """The OpenMMLab backbone of an architecture (mixed in before its classifier class): the classifier's
     layers and checkpoint layout without a head; ``forward`` returns the maps of the stages in
-    ``out_indices`` (default: all four) as a tuple, always."""
+    ``out_indices`` as a tuple, always (the default is each backbone's: all four stages for LSNet, the last
+    for VAN, as mmpretrain's)."""
 
     # the classifier's arguments that only its head uses, with the value that means "none"
     head_arguments: Dict[str, Any] = {'num_classes': 0}
