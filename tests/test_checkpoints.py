@@ -24,6 +24,16 @@ def test_non_tensor_metadata_loads_with_weights_only(tmp_path):
     torch.testing.assert_close(model.head.l.weight, state['head.l.weight'])
 
 
+@pytest.mark.parametrize('name', ['lsnet_t', 'van_b0'])
+def test_state_dict_overlay_may_be_a_whole_checkpoint(name):
+    # timm hands a pretrained_cfg_overlay state dict to the model's filter as given
+    state = released_state_dict(name)
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(state_dict={'model': state}))
+    for key, value in model.state_dict().items():
+        if not key.endswith('attention_bias_idxs'):
+            torch.testing.assert_close(value, state[key], msg=key)
+
+
 def test_other_variant_is_refused_with_key_report(tmp_path):
     path = write_released_checkpoint('lsnet_s', tmp_path / 'lsnet_s.pth')
     with pytest.raises(CheckpointError) as err:

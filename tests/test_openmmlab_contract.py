@@ -24,8 +24,10 @@ def test_mmpretrain_van_config_dicts_build_unchanged():
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 96))
     assert isinstance(outs, tuple) and [o.shape for o in outs] == [(1, 256, 2, 3)]  # mmpretrain's default (3,)
-    for alias, arch in (('t', 'b0'), ('small', 'b1'), ('b', 'b2'), ('large', 'b3')):
+    for alias, arch in (('tiny', 'b0'), ('small', 'b1'), ('base', 'b2'), ('large', 'b3')):
         assert VAN(alias).arch_name == arch
+    with pytest.raises(ValueError, match=r"VAN: unknown arch 't'; valid: \['b0'.*'tiny'"):
+        VAN('t')  # mmpretrain's letter for b0; 't' is LSNet-T here
     custom = MODELS.build(dict(type='VAN', arch=dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1],
                                                      ffn_ratios=[2, 2, 2, 2]),
                                in_channels=1, patch_sizes=[7, 3, 3, 3], norm_cfg=dict(type='LN'),

@@ -6,7 +6,7 @@
 4. evaluate each with the toolboxes' metrics (top-1, COCO bbox mAP, mIoU) and print a summary;
 5. draw predictions on validation images and the training curves into PNG files.
 
-python tools/demo.py [--backbone lsnet_t] [--tasks cls det seg] [--out-dir outputs/demo] [--quick]
+python tools/demo.py [--backbone lsnet_t] [--tasks cls det seg] [--out-dir outputs/demo] [--budget full]
 """
 from __future__ import annotations
 
@@ -27,11 +27,15 @@ sys.path.insert(0, str(ROOT))
 from lsnet.cli import run_cli  # noqa: E402
 from lsnet.models.variants import LSNET_ARCHS, VAN_ARCHS, stage_channels  # noqa: E402
 # The full demo trains on the shapes configs' own schedules (configs/_base_/schedules/shapes_*.py); the
-# quick one (CI's smoke run) shortens them. Data: generate_shapes' default sizes (64 px class images,
-# 64x64 scenes of one to three shapes), these many images.
+# other budgets shorten them: 'reduced' runs the recipe on half the data for two thirds of the pretraining
+# steps and half the fine-tuning ones (the test of what the recipe reaches), 'quick' a few steps of
+# everything (the smoke run). Data: generate_shapes' default
+# sizes (64 px class images, 64x64 scenes of one to three shapes), these many images.
 DATA = {'full': dict(cls=dict(num_train=4000, num_val=400), dense=dict(num_train=3000, num_val=200)),
+        'reduced': dict(cls=dict(num_train=2000, num_val=200), dense=dict(num_train=1500, num_val=100)),
         'quick': dict(cls=dict(num_train=16, num_val=8), dense=dict(num_train=16, num_val=8))}
-QUICK = dict(cls_epochs=2, cls_batch=8, det_iters=4, seg_iters=4)
+SHORTENED = {'reduced': dict(cls_epochs=8, cls_batch=64, det_iters=200, seg_iters=400),
+             'quick': dict(cls_epochs=2, cls_batch=8, det_iters=4, seg_iters=4)}
 
 
 def log(message: str) -> None:
@@ -83,19 +87,17 @@ class TrainedModel:
     options: list
 
 
-def draw_pictures(trained: dict, data: Path, out: Path, backbone: str) -> list[Path]:
-    """Predictions of each trained model on validation images, and the training curves."""
+def draw_pictures(trained: dict, detections, data: Path, out: Path, backbone: str) -> list[Path]:
+    """Predictions of each trained model on validation images (the detector's: ``detections``, a
+    ``ValidationDetections``), and the training curves."""
     from lsnet.viz import draw_curves
     paths = []
     if 'cls' in trained:
         from lsnet.classification.viz import draw_classification
         run_ = trained['cls']
         paths.append(draw_classification(run_.config, run_.checkpoint, run_.options, data / 'imagenet', out))
-    if 'det' in trained:
-        from lsnet.detection.viz import draw_detections
-        run_ = trained['det']
-        paths.append(draw_detections(run_.config, run_.checkpoint, run_.options, data / 'coco' / 'val2017', out,
-                                     f'retinanet_{backbone}'))
+    if detections is not None:
+        paths.append(detections.draw(out, f'retinanet_{backbone}'))
     if 'seg' in trained:
         from lsnet.segmentation.viz import draw_segmentation
         run_ = trained['seg']
@@ -129,10 +131,11 @@ def train_and_evaluate(task: str, title: str, config: Path, options: list, out: 
 
 def classifier_options(args, cls_opts: list, common: list, data: Path, config: Path) -> list:
     opts = cls_opts + common + [f'{split}_dataloader.dataset.data_root={data}/imagenet' for split in ('train', 'val', 'test')]
-    if args.quick:
-        epochs = QUICK['cls_epochs']
+    if args.budget in SHORTENED:
+        schedule = SHORTENED[args.budget]
+        epochs = schedule['cls_epochs']
         cosine = scheduler_index(config, 'CosineAnnealingLR')
-        opts += [f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={QUICK["cls_batch"]}',
+        opts += [f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={schedule["cls_batch"]}',
                  f'param_scheduler.{cosine}.T_max={epochs - 1}', f'param_scheduler.{cosine}.end={epochs}',
                  f'default_hooks.checkpoint.interval={epochs}']
     return opts
@@ -140,15 +143,15 @@ def classifier_options(args, cls_opts: list, common: list, data: Path, config: P
 
 def dense_options(args, task: str, dense_opts: list, common: list, data: Path, config: Path, pretrained) -> list:
     opts = dense_opts + common
-    if args.quick:
-        iters = QUICK[f'{task}_iters']
+    if args.budget in SHORTENED:
+        iters = SHORTENED[args.budget][f'{task}_iters']
         decay = scheduler_index(config, 'CosineAnnealingLR' if task == 'det' else 'PolyLR')
         opts += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
                  f'default_hooks.checkpoint.interval={iters}', f'param_scheduler.{decay}.end={iters}']
     if task == 'det':
         opts += [f'{split}_dataloader.dataset.data_root={data}/coco/' for split in ('train', 'val', 'test')]
         opts += [f'{split}_evaluator.ann_file={data}/coco/annotations/instances_val2017.json' for split in ('val', 'test')]
-        if args.quick:  # a few iterations score nothing above the usual 0.05: keep every box
+        if args.budget == 'quick':  # a few iterations score nothing above the usual 0.05: keep every box
             opts.append('model.test_cfg.score_thr=0.0')
     else:
         opts += [f'{split}_dataloader.dataset.data_root={data}/ade' for split in ('train', 'val', 'test')]
@@ -158,14 +161,19 @@ def dense_options(args, task: str, dense_opts: list, common: list, data: Path, c
     return opts
 
 
-def write_summary(backbone: str, results: dict, timings: dict, total: float, out: Path) -> list:
+def write_summary(backbone: str, results: dict, named_right, timings: dict, total: float, out: Path) -> list:
+    """summary.md (the table the demo prints) and summary.json: the evaluators' metrics, the objects the
+    detector names right (``named_right``: (right, annotated) or None) and the times."""
     summary = [f'| {backbone} on synthetic shapes | value |', '|---|---|']
     summary += [f'| {name} | {value:.3f} |' if 'mAP' in name else f'| {name} | {value:.1f} |'
                 for name, value in results.items()]
+    if named_right:
+        summary.append(f'| RetinaNet: validation objects named right (best box, IoU >= 0.5) | '
+                       f'{named_right[0]} of {named_right[1]} |')
     summary += [f'| time: {name} (train + eval) | {seconds / 60:.1f} min |' for name, seconds in timings.items()]
     summary.append(f'| time: whole demo | {total / 60:.1f} min |')
     (out / 'summary.md').write_text('\n'.join(summary) + '\n')
-    (out / 'summary.json').write_text(json.dumps(dict(backbone=backbone, metrics=results,
+    (out / 'summary.json').write_text(json.dumps(dict(backbone=backbone, metrics=results, objects_named_right=named_right,
                                                       seconds=dict(timings, total=total)), indent=2))
     return summary
 
@@ -180,10 +188,12 @@ def main(argv=None) -> None:
     parser.add_argument('--tasks', nargs='+', default=['cls', 'det', 'seg'], choices=['cls', 'det', 'seg'])
     parser.add_argument('--out-dir', default='outputs/demo')
     parser.add_argument('--data-root', default='data/shapes')
-    parser.add_argument('--quick', action='store_true', help='tiny schedule (CI smoke run)')
+    parser.add_argument('--budget', choices=['full', *SHORTENED], default='full',
+                        help="full: the recipe of the configs; reduced: about half of it; quick: a few steps")
+    parser.add_argument('--quick', dest='budget', action='store_const', const='quick', help='--budget quick')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    data_sizes = DATA['quick' if args.quick else 'full']
+    data_sizes = DATA[args.budget]
     family, cls_opts, dense_opts = backbone_overrides(args.backbone)
     out = Path(args.out_dir).resolve()
     if out.exists():
@@ -197,7 +207,7 @@ def main(argv=None) -> None:
     for tasks, sizes in ((('imagenet',), data_sizes['cls']), (('coco', 'ade'), data_sizes['dense'])):
         generate_shapes(data, tasks, **sizes, seed=args.seed, progress=lambda m: log('    ' + m))
     common = [f'randomness.seed={args.seed}', 'randomness.deterministic=True']
-    if args.quick:  # log every iteration, so the few steps of a quick run leave their losses
+    if args.budget == 'quick':  # log every iteration, so the few steps of a quick run leave their losses
         common.append('default_hooks.logger.interval=1')
     results, timings, trained = {}, {}, {}
 
@@ -225,9 +235,15 @@ def main(argv=None) -> None:
         results[column] = metrics.get(key, 0.0)
         timings[title] = time.time() - t0
 
+    detections = named_right = None
+    if 'det' in trained:
+        from lsnet.detection.viz import ValidationDetections
+        run_ = trained['det']
+        detections = ValidationDetections(run_.config, run_.checkpoint, run_.options, data / 'coco' / 'val2017')
+        named_right = detections.objects_named_right()
     log('5/5 pictures')
-    pictures = draw_pictures(trained, data, out, args.backbone)
-    summary = write_summary(args.backbone, results, timings, time.time() - started, out)
+    pictures = draw_pictures(trained, detections, data, out, args.backbone)
+    summary = write_summary(args.backbone, results, named_right, timings, time.time() - started, out)
     print('\n' + '\n'.join(summary))
     print('\npictures:')
     for path in pictures:

@@ -12,6 +12,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402  (run from a checkout)
 
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
@@ -22,6 +23,7 @@ from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 from lsnet.mm.workdir import check_resume_checkpoint, find_resumable_checkpoint  # noqa: E402
 from lsnet.mm.runner import add_common_args, guard_work_dir, load_config, lock_work_dir, prepare_launch  # noqa: E402
 
+SAFETY_HOOKS_FILE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs/_base_/safety_hooks.py')
 EXACT_RESUME_LOOPS = {'IterBasedTrainLoop': 'ExactResumeIterBasedTrainLoop',
                       'EpochBasedTrainLoop': 'ExactResumeEpochBasedTrainLoop'}
 
@@ -31,9 +33,9 @@ def add_safety(cfg, args) -> None:
     SIGTERM/SIGUSR1, non-finite loss handling, data checks."""
     hooks = list(cfg.get('custom_hooks', []))
     present = {h.get('type') for h in hooks}
-    for hook in ('RNGStateHook', 'NonFiniteLossHook', 'ClassCountCheckHook', 'PreemptionHook'):
-        if hook not in present:
-            hooks.append(dict(type=hook))
+    for hook in Config.fromfile(SAFETY_HOOKS_FILE).SAFETY_HOOKS + [dict(type='PreemptionHook')]:
+        if hook['type'] not in present:
+            hooks.append(dict(hook))
     cfg.custom_hooks = hooks
     loop = cfg.train_cfg
     kind = loop.get('type') or ('EpochBasedTrainLoop' if loop.get('by_epoch', True) else 'IterBasedTrainLoop')

@@ -1,10 +1,9 @@
 default_scope = 'mmdet'
 custom_imports = dict(imports=['lsnet', 'lsnet.mm.install_safety', 'lsnet.detection'], allow_failed_imports=False)
 # The safety layer any launcher gets (mmdet's, mmseg's or mim's train.py too): safe checkpoint reading and
-# atomic writes (lsnet.mm.install_safety), RNG states in checkpoints for exact resumption, a stop on a
-# non-finite loss before a broken checkpoint is written, and the class count checked against the head.
-SAFETY_HOOKS = [dict(type='RNGStateHook'), dict(type='NonFiniteLossHook'), dict(type='ClassCountCheckHook')]
-custom_hooks = SAFETY_HOOKS
+# atomic writes (lsnet.mm.install_safety) and the hooks of ./safety_hooks.py.
+_base_ = ['./safety_hooks.py']
+custom_hooks = _base_.SAFETY_HOOKS
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),

@@ -8,6 +8,7 @@ must have a positive size inside their image and point at an existing image. Wit
 from __future__ import annotations
 
 import json
+import logging
 
 from mmengine.logging import print_log
 
@@ -144,7 +145,7 @@ class CocoAnnotationCheck:
         if skipped:
             print_log(f'CheckedDataset: skipping {len(skipped)} bad COCO annotation(s) (mmdet ignores '
                       f'zero-size boxes and unknown image ids; boxes crossing the border are dropped here), '
-                      f'e.g. {skipped[0]}', logger='current', level=30)
+                      f'e.g. {skipped[0]}', logger='current', level=logging.WARNING)
             drop_boxes_outside(dataset)
 
     @staticmethod

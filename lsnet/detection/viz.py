@@ -26,35 +26,80 @@ def _boxes(image: Image.Image, boxes: list, classes: list[str], scale: int) -> I
     return image
 
 
-def draw_detections(cfg: Path, checkpoint: Path, opts: list[str], image_dir: Path, out: Path, title: str,
-                    score_thr: float = 0.3, count: int = 6) -> Path:
-    """For ``count`` validation images: the annotated boxes beside the detector's boxes scoring at
-    least ``score_thr``."""
-    from mmdet.apis import inference_detector, init_detector
-    config = demo_config(cfg, opts)
-    config.model.backbone.init_cfg = None
-    model = init_detector(config, str(checkpoint), device='cpu')
-    classes = list(model.dataset_meta['classes'])
-    annotations = json.loads(Path(config.test_evaluator.ann_file).read_text())
-    category_index = {c['id']: classes.index(c['name']) for c in annotations['categories'] if c['name'] in classes}
-    truth: dict = {}
-    for ann in annotations['annotations']:
-        x, y, w, h = ann['bbox']
-        truth.setdefault(ann['image_id'], []).append((x, y, x + w, y + h, category_index[ann['category_id']], None))
-    rows = []
-    for info in sorted(annotations['images'], key=lambda i: i['file_name'])[:count]:
-        path = image_dir / info['file_name']
-        result = inference_detector(model, str(path)).pred_instances
-        found = [(*box.tolist(), int(label), float(score))
-                 for box, score, label in zip(result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy())
-                 if score >= score_thr]
-        image = Image.open(path).convert('RGB')
-        expected = truth.get(info['id'], [])
-        scale = display_scale(image)
-        rows.append(side_by_side([
-            captioned(_boxes(image, expected, classes, scale), f'ground truth: {len(expected)} shape(s)'),
-            captioned(_boxes(image, found, classes, scale), f'prediction: {len(found)} (score >= {score_thr})')]))
-    target = out / f'{title}_predictions.png'
-    titled(grid(rows, columns=2, gap=12), f'{title}: validation images, annotated (left) and detected (right)') \
-        .save(target)
-    return target
+def best_per_object(found: list, iou_threshold: float = 0.5) -> list:
+    """Of overlapping ``(x0, y0, x1, y1, label, score)`` boxes, whatever their classes, the highest
+    scoring one. RetinaNet's NMS runs per class, and mmdet's evaluation wants it so, since a second guess
+    of another class can still match; the shapes never overlap, so for the pictures the detector's best
+    guess per object is what to show."""
+    import torch
+    from torchvision.ops import nms
+    if not found:
+        return []
+    boxes = torch.tensor([box[:4] for box in found], dtype=torch.float32)
+    scores = torch.tensor([box[5] for box in found], dtype=torch.float32)
+    return [found[i] for i in nms(boxes, scores, iou_threshold).tolist()]
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+class ValidationDetections:
+    """The detector of a demo run on its validation images: the annotated boxes and, per image, the
+    detector's best box per object (:func:`best_per_object`) among those scoring at least ``score_thr``;
+    boxes are ``(x0, y0, x1, y1, class index, score or None)`` in image coordinates."""
+
+    def __init__(self, cfg: Path, checkpoint: Path, opts: list[str], image_dir: Path, score_thr: float = 0.3):
+        from mmdet.apis import init_detector
+        config = demo_config(cfg, opts)
+        config.model.backbone.init_cfg = None
+        self.model = init_detector(config, str(checkpoint), device='cpu')
+        self.classes = list(self.model.dataset_meta['classes'])
+        self.image_dir, self.score_thr = image_dir, score_thr
+        annotations = json.loads(Path(config.test_evaluator.ann_file).read_text())
+        index = {c['id']: self.classes.index(c['name']) for c in annotations['categories'] if c['name'] in self.classes}
+        self.truth: dict = {}
+        for ann in annotations['annotations']:
+            x, y, w, h = ann['bbox']
+            self.truth.setdefault(ann['image_id'], []).append((x, y, x + w, y + h, index[ann['category_id']], None))
+        self.images = sorted(annotations['images'], key=lambda i: i['file_name'])
+
+    def found(self, info: dict) -> list:
+        from mmdet.apis import inference_detector
+        result = inference_detector(self.model, str(self.image_dir / info['file_name'])).pred_instances
+        return best_per_object([(*box.tolist(), int(label), float(score)) for box, score, label
+                                in zip(result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy())
+                                if score >= self.score_thr])
+
+    def objects_named_right(self, iou_threshold: float = 0.5) -> tuple[int, int]:
+        """(annotated objects whose best box overlaps them by ``iou_threshold`` and names their class,
+        annotated objects) over all validation images."""
+        right = total = 0
+        for info in self.images:
+            found = self.found(info)
+            for obj in self.truth.get(info['id'], []):
+                total += 1
+                overlapping = [box for box in found if _iou(box, obj) >= iou_threshold]
+                right += bool(overlapping) and max(overlapping, key=lambda box: box[5])[4] == obj[4]
+        return right, total
+
+    def draw(self, out: Path, title: str, count: int = 6) -> Path:
+        """For the first ``count`` validation images: the annotated boxes beside the detector's."""
+        rows = []
+        for info in self.images[:count]:
+            image = Image.open(self.image_dir / info['file_name']).convert('RGB')
+            expected, found = self.truth.get(info['id'], []), self.found(info)
+            scale = display_scale(image)
+            rows.append(side_by_side([
+                captioned(_boxes(image, expected, self.classes, scale), f'ground truth: {len(expected)} shape(s)'),
+                captioned(_boxes(image, found, self.classes, scale),
+                          f'best box per object: {len(found)} (score >= {self.score_thr})')]))
+        target = out / f'{title}_predictions.png'
+        titled(grid(rows, columns=2, gap=12), f'{title}: validation images, annotated (left) and detected (right)') \
+            .save(target)
+        return target

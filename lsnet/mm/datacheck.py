@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os.path as osp
 from typing import Optional
 
@@ -196,7 +197,7 @@ class CheckedDataset(Dataset):
                             "seen in training. Remove them, list the classes, or use --check-data skip.")
         if empty:
             print_log(f'CheckedDataset: {len(empty)} class folder(s) without images, e.g. {empty[0]}',
-                      logger='current', level=30)
+                      logger='current', level=logging.WARNING)
         num_classes = len(self.metainfo.get('classes', ())) or None
         bad = {}
         for index in range(size):
@@ -214,7 +215,7 @@ class CheckedDataset(Dataset):
         self.num_skipped = len(bad)
         if bad:
             print_log(f'CheckedDataset: skipped {len(bad)} of {size} samples, e.g. {next(iter(bad.values()))}',
-                      logger='current', level=30)
+                      logger='current', level=logging.WARNING)
 
     def _sample_problem(self, index: int, decode: bool, num_classes: Optional[int], ignore_index: int):
         dataset = self.dataset

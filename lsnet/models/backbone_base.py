@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 from timm.models._features import feature_take_indices
 
-from ..checkpoint import load_pretrained_file
+from ..checkpoint import load_pretrained_file, unwrap_if_wrapped
 
 GLOBAL_POOLS = ('avg', '')
 NORM_TYPES = ('BN', 'SyncBN', 'GN')
@@ -250,7 +250,15 @@ class StageModel(nn.Module):
 
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+        """A foreign state dict (already unwrapped) in this architecture's own names and shapes."""
         return state_dict
+
+    @classmethod
+    def pretrained_filter(cls, state_dict: dict, model: nn.Module) -> dict:
+        """timm's ``pretrained_filter_fn``. timm hands it a ``pretrained_cfg_overlay=dict(state_dict=...)``
+        as the user gave it, possibly a whole checkpoint, so it is unwrapped here (the file paths read and
+        unwrap in :func:`lsnet.checkpoint.load_pretrained_file`), then adapted by ``checkpoint_filter_fn``."""
+        return cls.checkpoint_filter_fn(unwrap_if_wrapped(state_dict), model)
 
     classifier_prefixes: Tuple[str, ...] = ('head.',)
 

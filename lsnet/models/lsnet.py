@@ -20,7 +20,6 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from ..ops import ska
 from .backbone_base import (StageMapsBackbone, StageModel, fuse_conv_bn, in_layout_of, merge_bn_args,
                             reject_unknown_kwargs, resolve_arch)
-from ..checkpoint import unwrap_if_wrapped
 from .variants import LSNET_ARCHS
 
 # SKA dispatches on dtype and device in Python, the layout on the input's strides: FX tracing records
@@ -419,10 +418,9 @@ class LSNet(StageModel):
 
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict, model: 'LSNet') -> dict:
-        """Adapt a released/foreign LSNet state dict: unwrap it, resize attention-bias tables trained
+        """Adapt a released/foreign LSNet state dict (unwrapped): resize attention-bias tables trained
         on another grid (e.g. the 14x14 tables of the released detectors) and use the model's own
         offset index."""
-        state_dict = unwrap_if_wrapped(state_dict)
         own = model.state_dict()
         out = {}
         for key, value in state_dict.items():
@@ -483,7 +481,7 @@ def _create_lsnet(variant: str, pretrained: bool = False, **kwargs) -> LSNet:
     out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
     return build_model_with_cfg(
         LSNet, variant, pretrained,
-        pretrained_filter_fn=LSNet.checkpoint_filter_fn,
+        pretrained_filter_fn=LSNet.pretrained_filter,
         feature_cfg=dict(feature_cls='getter', out_indices=out_indices),
         **kwargs)
 

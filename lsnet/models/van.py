@@ -18,7 +18,6 @@ from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from .backbone_base import StageMapsBackbone, StageModel, merge_bn_args, reject_unknown_kwargs, resolve_arch
-from ..checkpoint import unwrap_if_wrapped
 from .variants import VAN_ARCHS, VAN_MMPRETRAIN_ARCHS
 
 __all__ = ['VAN']
@@ -273,9 +272,8 @@ class VAN(StageModel):
 
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict, model: 'VAN') -> dict:
-        """Unwrap a checkpoint and map mmpretrain's VAN names to the released ones; a native layout
+        """Map mmpretrain's VAN names in an (unwrapped) state dict to the released ones; a native layout
         passes unchanged."""
-        state_dict = unwrap_if_wrapped(state_dict)
         if not any(('DW_conv' in k or k.startswith('blocks') or '.projection.' in k) for k in state_dict):
             return state_dict
         out = {}
@@ -338,7 +336,7 @@ def _register(name: str, arch: str) -> None:
     def factory(pretrained: bool = False, **kwargs) -> VAN:
         out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
         return build_model_with_cfg(
-            VAN, name, pretrained, arch=arch, pretrained_filter_fn=VAN.checkpoint_filter_fn,
+            VAN, name, pretrained, arch=arch, pretrained_filter_fn=VAN.pretrained_filter,
             feature_cfg=dict(feature_cls='getter', out_indices=out_indices), **kwargs)
     factory.__name__ = name
     factory.__doc__ = f'VAN-{arch.upper()}.'

@@ -21,9 +21,9 @@ VAN_ARCHS = {
     'b6': dict(embed_dims=(96, 192, 384, 768), depths=(6, 6, 90, 6), mlp_ratios=(8, 8, 4, 4)),
 }
 
-# mmpretrain's names for the same VAN variants.
-VAN_MMPRETRAIN_ARCHS = {'t': 'b0', 'tiny': 'b0', 's': 'b1', 'small': 'b1', 'b': 'b2', 'base': 'b2',
-                        'l': 'b3', 'large': 'b3'}
+# mmpretrain's names for the same VAN variants, the words its configs use. Its single letters ('t' for
+# b0, ...) are not taken: here 't', 's', 'b' name the LSNet variants.
+VAN_MMPRETRAIN_ARCHS = {'tiny': 'b0', 'small': 'b1', 'base': 'b2', 'large': 'b3'}
 
 # The papers' ImageNet-1K figures for the deploy models at 224x224: params (M), GFLOPs (MAC = 1).
 PAPER_FIGURES = {

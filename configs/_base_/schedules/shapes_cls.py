@@ -13,7 +13,5 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs, max_keep_ckpts=2))
-# custom_hooks is one list: the runtime's safety hooks are listed again beside the faster EMA (time
-# constant 50 iterations)
-custom_hooks = [dict(type='EMAHook', momentum=2e-2, priority='ABOVE_NORMAL'), dict(type='RNGStateHook'),
-                dict(type='NonFiniteLossHook'), dict(type='ClassCountCheckHook')]
+# custom_hooks is one list: the safety hooks beside a faster EMA (time constant 50 iterations)
+custom_hooks = [dict(type='EMAHook', momentum=2e-2, priority='ABOVE_NORMAL')] + _base_.SAFETY_HOOKS
