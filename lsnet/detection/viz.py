@@ -40,15 +40,6 @@ def best_per_object(found: list, iou_threshold: float = 0.5) -> list:
     return [found[i] for i in nms(boxes, scores, iou_threshold).tolist()]
 
 
-def _iou(a: tuple, b: tuple) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 class ValidationDetections:
     """The detector of a demo run on its validation images: the annotated boxes and, per image, the
     detector's best box per object (:func:`best_per_object`) among those scoring at least ``score_thr``;
@@ -68,23 +59,31 @@ class ValidationDetections:
             x, y, w, h = ann['bbox']
             self.truth.setdefault(ann['image_id'], []).append((x, y, x + w, y + h, index[ann['category_id']], None))
         self.images = sorted(annotations['images'], key=lambda i: i['file_name'])
+        self._found: dict = {}  # image id -> its boxes: the counting pass and the picture share one inference
 
     def found(self, info: dict) -> list:
-        from mmdet.apis import inference_detector
-        result = inference_detector(self.model, str(self.image_dir / info['file_name'])).pred_instances
-        return best_per_object([(*box.tolist(), int(label), float(score)) for box, score, label
-                                in zip(result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy())
-                                if score >= self.score_thr])
+        if info['id'] not in self._found:
+            from mmdet.apis import inference_detector
+            result = inference_detector(self.model, str(self.image_dir / info['file_name'])).pred_instances
+            self._found[info['id']] = best_per_object(
+                [(*box.tolist(), int(label), float(score)) for box, score, label
+                 in zip(result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy()) if score >= self.score_thr])
+        return self._found[info['id']]
 
     def objects_named_right(self, iou_threshold: float = 0.5) -> tuple[int, int]:
         """(annotated objects whose best box overlaps them by ``iou_threshold`` and names their class,
         annotated objects) over all validation images."""
+        import torch
+        from torchvision.ops import box_iou
         right = total = 0
         for info in self.images:
-            found = self.found(info)
-            for obj in self.truth.get(info['id'], []):
-                total += 1
-                overlapping = [box for box in found if _iou(box, obj) >= iou_threshold]
+            found, objects = self.found(info), self.truth.get(info['id'], [])
+            total += len(objects)
+            if not found or not objects:
+                continue
+            iou = box_iou(torch.tensor([obj[:4] for obj in objects]), torch.tensor([box[:4] for box in found]))
+            for obj, overlaps in zip(objects, iou):
+                overlapping = [box for box, value in zip(found, overlaps.tolist()) if value >= iou_threshold]
                 right += bool(overlapping) and max(overlapping, key=lambda box: box[5])[4] == obj[4]
         return right, total
 
