@@ -99,6 +99,31 @@ def test_onnx_and_int8_export_evaluate_like_pytorch(trained, tmp_path):
     assert int8_top1 == pytest.approx(torch_top1, abs=5.0)
 
 
+def test_openvino_and_nncf_int8_evaluate_like_pytorch(trained, tmp_path):
+    """OUT.xml: the classifier as OpenVINO's IR and its NNCF INT8 form from one command, the gate passing
+    the INT8 one (bound 5 points here); ``tools/test.py`` runs both in OpenVINO with the same
+    TopKAccuracy: fp32 top-1 within 0.2 points of PyTorch's, INT8 within 5."""
+    pytest.importorskip('openvino')
+    pytest.importorskip('nncf')
+    cfg, work = trained
+    checkpoint = work / 'epoch_6.pth'
+    xml = tmp_path / 'lsnet_t_shapes.xml'
+    result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(xml), '--size', '64', '64', '--int8',
+                       '--calib-images', '16', '--int8-max-drop', '5'])
+    assert 'classifier: openvino vs PyTorch at 96x128: max difference' in result.stdout
+    assert 'INT8 top1 ' in result.stdout and 'bound 5' in result.stdout
+    top1 = []
+    for model_file in (checkpoint, xml, tmp_path / 'lsnet_t_shapes.int8.xml'):
+        out = tmp_path / f'{model_file.name}.json'
+        result = run_tool(['tools/test.py', str(cfg), str(model_file), '--work-dir', str(tmp_path / 't'),
+                           '--out', str(out)])
+        assert (f'running {model_file} in openvino' in result.stdout) == (model_file.suffix == '.xml')
+        top1.append(json.loads(out.read_text())['top1'])
+    torch_top1, fp32_top1, int8_top1 = top1
+    assert fp32_top1 == pytest.approx(torch_top1, abs=0.2)
+    assert int8_top1 == pytest.approx(torch_top1, abs=5.0)
+
+
 def test_checkpoint_initialises_detector_backbone(trained):
     from mmengine.config import Config
     from mmdet.registry import MODELS

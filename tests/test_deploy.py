@@ -1,5 +1,6 @@
 import copy
 import importlib
+import os
 
 import numpy as np
 import pytest
@@ -90,6 +91,68 @@ def test_backbone_onnx_dynamic_sizes(cls, arch, tmp_path, ort):
         for g, w in zip(got, want):
             assert g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_openvino_export_writes_the_padded_ska_and_matches_pytorch_at_other_sizes(tmp_path, monkeypatch):
+    """A ``.xml`` path: OpenVINO's IR of the backbone's graph, SKA in its padded form (the flat one is never
+    called), fp32 weights, dynamic sizes; run through ``runtime_session`` (fp32 even on bf16 CPUs) it gives
+    PyTorch's maps at sizes other than the traced one."""
+    pytest.importorskip('openvino')
+    from lsnet.deploy import model_files, runtime_session
+    ska_module = importlib.import_module('lsnet.ops.ska')
+    calls = []
+    monkeypatch.setattr(ska_module, 'ska_flat', lambda x, w: calls.append('flat') or None)
+    padded = ska_module.ska_torch
+    monkeypatch.setattr(ska_module, 'ska_torch', lambda x, w: calls.append('padded') or padded(x, w))
+    model = lsnet.LSNetBackbone('t', out_indices=(0, 1, 2, 3)).eval()
+    randomise_batch_norms(model)
+    path = export_onnx(model, tmp_path / 'backbone.xml', (256, 320))
+    assert calls == ['padded'] * 5
+    assert [os.path.basename(f) for f in model_files(path) if os.path.isfile(f)] == ['backbone.xml', 'backbone.bin']
+    session = runtime_session(path)
+    assert [i.name for i in session.get_inputs()] == ['images']
+    assert [o.name for o in session.get_outputs()] == ['stage1', 'stage2', 'stage3', 'stage4']
+    for shape in [(2, 3, 200, 312), (1, 3, 97, 131)]:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            want = [t.numpy() for t in lsnet.fuse_model(model)(x)]
+        for g, w in zip(session.run(None, {'images': x.numpy()}), want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * np.abs(w).max())
+
+
+def test_openvino_and_nncf_load_without_telemetry(tmp_path):
+    """In a user's process (no pytest, no CI variable), OpenVINO's converter and NNCF imported through
+    lsnet take their telemetry stubs and write no client id under the home directory, where a plain
+    ``import nncf`` writes one (``~/intel``)."""
+    pytest.importorskip('nncf')
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ('CI', 'NNCF_CI', 'NNCF_DEV')}
+    env['PYTHONPATH'] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def run(code: str, home) -> str:
+        home.mkdir()
+        return subprocess.run([sys.executable, '-c', code], env=dict(env, HOME=str(home)), capture_output=True,
+                              text=True, check=True).stdout
+
+    out = run('from lsnet.deploy import openvino_modules; ov, nncf = openvino_modules(with_nncf=True); '
+              'import nncf.telemetry.wrapper as w, openvino.tools.ovc.convert_impl as c, sys; '
+              'print(isinstance(w.telemetry, w.NNCFTelemetry), c.tm.__name__, sys.modules.get("openvino_telemetry"))',
+              tmp_path / 'lsnet')
+    assert out.split() == ['False', 'openvino.tools.ovc.telemetry_stub', 'None'], out
+    assert not (tmp_path / 'lsnet' / 'intel').exists()
+    run('import nncf', tmp_path / 'plain')
+    assert (tmp_path / 'plain' / 'intel').is_dir()
+
+
+def test_exported_model_files_name_their_runtime(tmp_path):
+    from lsnet.deploy import quantize_int8, runtime_of
+    assert runtime_of('a/model.onnx') == 'onnxruntime' and runtime_of('model.int8.xml') == 'openvino'
+    with pytest.raises(ValueError, match=r'model\.pt: an exported model is a \.onnx or \.xml file'):
+        runtime_of('model.pt')
+    with pytest.raises(ValueError, match='goes to a file of its runtime'):
+        quantize_int8(tmp_path / 'model.onnx', tmp_path / 'model.int8.xml', [])
 
 
 def test_deploy_model_keeps_the_models_dtype_and_device_through_timm_fusion():

@@ -1,7 +1,7 @@
 """Whole trained models leave PyTorch: ``tools/deploy.py`` exports (and quantizes) a trained RetinaNet,
-Mask R-CNN and Semantic FPN, ``tools/test.py`` evaluates the ONNX files with the configs' own CocoMetric and
-IoUMetric, and the metrics agree with the PyTorch model's on the same validation set (the shared
-runs' own ``tools/test.py`` evaluation, see tests/conftest.py)."""
+Mask R-CNN and Semantic FPN for onnxruntime (.onnx) or OpenVINO (.xml), ``tools/test.py`` evaluates the
+files with the configs' own CocoMetric and IoUMetric, and the metrics agree with the PyTorch model's on
+the same validation set (the shared runs' own ``tools/test.py`` evaluation, see tests/conftest.py)."""
 import json
 import re
 
@@ -37,7 +37,8 @@ def mask_rcnn(shared_runs, tmp_path_factory):
 def evaluate(cfg, model_file, tmp) -> dict:
     out = tmp / f'{model_file.name}.json'
     result = run_tool(['tools/test.py', str(cfg), str(model_file), '--work-dir', str(tmp / 'test'), '--out', str(out)])
-    assert f'running {model_file} in onnxruntime' in result.stdout
+    runtime = {'.onnx': 'onnxruntime', '.xml': 'openvino'}[model_file.suffix]
+    assert f'running {model_file} in {runtime}' in result.stdout
     return json.loads(out.read_text())
 
 
@@ -126,6 +127,10 @@ def test_mask_rcnn_exports_and_evaluates_like_pytorch(mask_rcnn):
     dims = {i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim] for i in onnx.load(str(fixed)).graph.input}
     assert dims == {'images': [1, 3, 64, 64], 'bbox_roi_feats': ['rois', 256, 7, 7],
                     'mask_roi_feats': ['mask_rois', 256, 14, 14]}
+    # its parts are onnxruntime sessions cut from the ONNX file: an OpenVINO file is refused by name
+    result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(tmp / 'mask_rcnn.xml')], check=False)
+    assert result.returncode != 0 and 'two-stage detector exports to ONNX for onnxruntime only' in result.stderr
+    assert not (tmp / 'mask_rcnn.xml').exists()
 
 
 def test_sem_fpn_exports_labels_and_evaluates_like_pytorch(sem_fpn):
@@ -159,3 +164,33 @@ def test_fixed_shape_export_refuses_other_shapes_by_name(retinanet):
     runtime = task_export_for(model).runtime(model, onnx_file)
     with pytest.raises(ValueError, match=r'exported for inputs \(1, 3, 64, 64\)'):
         runtime.run(torch.zeros(2, 3, 64, 64))
+
+
+@pytest.mark.parametrize('task', ['retinanet', 'sem_fpn'])
+def test_openvino_export_and_nncf_int8_evaluate_like_pytorch(task, request):
+    """OUT.xml: the same network as OpenVINO's IR (fp32 weights, SKA in its padded form, no flat-window
+    SKA), evaluated in OpenVINO by ``tools/test.py`` with the config's metric within 0.005 bbox mAP / 0.2
+    mIoU points of PyTorch's; ``--int8`` quantizes it with NNCF (int8 FakeQuantize nodes in the IR) and
+    the gate evaluates it beside the fp32 file."""
+    pytest.importorskip('openvino')
+    pytest.importorskip('nncf')
+    import openvino as ov
+    run, tmp = request.getfixturevalue(task)
+    key, bound = {'retinanet': ('coco/bbox_mAP', 0.005), 'sem_fpn': ('mIoU', 0.2)}[task]
+    xml = tmp / f'{task}.xml'
+    result = run_tool(['tools/deploy.py', str(run.cfg), str(run.checkpoint), str(xml), '--size', '64', '64',
+                       '--int8', '--calib-images', '8', '--int8-max-drop', '100'])
+    assert 'openvino vs PyTorch at 96x128' in result.stdout
+    assert re.search(rf'INT8 {key} \S+ vs fp32 \S+ on the test set of the config', result.stdout), result.stdout[-2000:]
+    int8 = tmp / f'{task}.int8.xml'
+    for model_file in (xml, int8):
+        assert model_file.with_suffix('.bin').is_file()
+    ops = {op.get_type_name(): op for op in ov.Core().read_model(str(xml)).get_ops()}
+    assert 'Convolution' in ops and 'FakeQuantize' not in ops
+    assert {o.get_element_type() for o in ov.Core().read_model(str(xml)).get_ops() if o.get_type_name() == 'Constant'
+            and o.get_output_partial_shape(0).rank.get_length() == 4} == {ov.Type.f32}  # weights not in fp16
+    assert 'FakeQuantize' in {op.get_type_name() for op in ov.Core().read_model(str(int8)).get_ops()}
+    metrics = evaluate(run.cfg, xml, tmp)
+    assert metrics[key] == pytest.approx(run.metrics[key], abs=bound)
+    int8_metrics = evaluate(run.cfg, int8, tmp)
+    assert 0.0 <= int8_metrics[key] <= (1.0 if key.startswith('coco') else 100.0)

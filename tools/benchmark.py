@@ -11,8 +11,9 @@ The same whole networks on the deploy paths, batch-1 latency at 1333x800 (padded
 Models (ours or any timm name), the LSNet paper's method: 224x224, Conv-BN fused, warm-up, then
 img/s in interleaved rounds (median, spread, peak memory: allocated on GPU, resident set on CPU);
 GPU: batch 2048 with fp16 autocast; CPU: batch 16, fp32. ``--paths`` adds the deployment forms:
-``deploy`` (``lsnet.deploy_model``: fused, compiled, frozen), ``onnxruntime`` (exported, CPU) and
-``onnxruntime-int8`` (that graph quantized as ``tools/deploy.py --int8`` does); inference rows add the
+``deploy`` (``lsnet.deploy_model``: fused, compiled, frozen), ``onnxruntime`` (exported, CPU),
+``openvino`` (the graph exported for OpenVINO, CPU, fp32) and their ``-int8`` forms (quantized as
+``tools/deploy.py --int8`` does, by the runtime's own quantizer); inference rows add the
 batch-1 latency (median, p90); every ratio compares a row with ``--baseline`` on the same path:
     python tools/benchmark.py models --models lsnet_t efficientvit_m4 --paths eager deploy onnxruntime \
         --baseline efficientvit_m4
@@ -97,20 +98,36 @@ class PeakMemory:
             self.gib = (_proc_status_kib('VmHWM') - self._before_kib) / 2 ** 20
 
 
-def onnxruntime_calls(model: torch.nn.Module, inputs: tuple, onnx_path: str, int8: bool = False) -> list:
-    """Export ``model`` (fused, dynamic shapes) once and run it in onnxruntime on CPU with all graph
-    optimisations, one call per input; with ``int8``, quantized first as ``tools/deploy.py --int8`` does
-    (``lsnet.deploy.quantize_int8``), calibrated on seeded random images (the ranges, not the data,
-    decide the speed)."""
+# The paths that time an exported model: (its runtime's file suffix, INT8)
+EXPORTED_PATHS = {'onnxruntime': ('.onnx', False), 'onnxruntime-int8': ('.onnx', True),
+                  'openvino': ('.xml', False), 'openvino-int8': ('.xml', True)}
+PATHS = ['eager', 'deploy', *EXPORTED_PATHS]
+
+
+def exported_file(path: str, stem: str, export: Callable[[str], str], image_shape: tuple, calibration_runs: int) -> str:
+    """The model file a row of an exported ``path`` runs: ``export(file)`` writes it (``stem`` plus the
+    runtime's suffix); an ``-int8`` path quantizes it as ``tools/deploy.py --int8`` does
+    (``lsnet.deploy.quantize_int8``), calibrated on seeded random images of ``image_shape`` (the
+    ranges, not the data, decide the speed)."""
     import numpy as np
 
-    from lsnet.deploy import inference_session, quantize_int8
-    path = export_onnx(model, onnx_path, input_size=tuple(inputs[0].shape[2:]))
+    from lsnet.deploy import quantize_int8
+    suffix, int8 = EXPORTED_PATHS[path]
+    file = export(stem + suffix)
     if int8:
         generator = np.random.default_rng(0)
-        feeds = [{'images': generator.standard_normal((1, *inputs[0].shape[1:]), dtype=np.float32)} for _ in range(8)]
-        path = quantize_int8(path, onnx_path[:-len('.onnx')] + '.int8.onnx', feeds)
-    session = inference_session(path)
+        feeds = [{'images': generator.standard_normal(image_shape, dtype=np.float32)} for _ in range(calibration_runs)]
+        file = quantize_int8(file, stem + '.int8' + suffix, feeds)
+    return file
+
+
+def exported_calls(model: torch.nn.Module, inputs: tuple, path: str, stem: str) -> list:
+    """Export ``model`` (fused, dynamic shapes) once for ``path``'s runtime (:data:`EXPORTED_PATHS`) and
+    run it there on the CPU, one call per input."""
+    from lsnet.deploy import runtime_session
+    file = exported_file(path, stem, lambda f: export_onnx(model, f, input_size=tuple(inputs[0].shape[2:])),
+                         (1, *inputs[0].shape[1:]), calibration_runs=8)
+    session = runtime_session(file)
 
     def call(feed: dict):
         return lambda: session.run(None, feed)
@@ -118,9 +135,9 @@ def onnxruntime_calls(model: torch.nn.Module, inputs: tuple, onnx_path: str, int
 
 
 def model_steps(name: str, path: str, args: argparse.Namespace, device: torch.device, inputs: tuple,
-                amp_dtype, onnx_path: str) -> list:
+                amp_dtype, stem: str) -> list:
     """The calls that one row of the models table times, one per input, all on one built model (a
-    training step only takes the first input)."""
+    training step only takes the first input); an exported path writes its files as ``stem`` + suffix."""
     arch, _, variant = name.partition(':')
     model = timm.create_model(arch, num_classes=1000).to(device)
     if variant:  # the swapped SKA must stay in place while this model runs
@@ -130,8 +147,8 @@ def model_steps(name: str, path: str, args: argparse.Namespace, device: torch.de
             model = model.to(memory_format=torch.channels_last)
         fwd = torch.compile(model) if args.compile else model
         return [classifier_train_step(model.train(), fwd, inputs[0], amp_dtype)]
-    if path in ('onnxruntime', 'onnxruntime-int8'):
-        return onnxruntime_calls(model, inputs, onnx_path, int8=path == 'onnxruntime-int8')
+    if path in EXPORTED_PATHS:
+        return exported_calls(model, inputs, path, stem)
     if path == 'deploy':  # a frozen graph runs in one dtype: the model is cast instead of autocast
         fwd = deploy_model(model.to(amp_dtype) if amp_dtype else model)
 
@@ -209,9 +226,9 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
     if args.mode == 'train' and args.paths != ['eager']:
         raise SystemExit('--paths is for inference; a training step runs eager (add --compile to compile it)')
     paths = args.paths
-    if any(p.startswith('onnxruntime') for p in paths) and (device.type != 'cpu' or amp_dtype is not None):
-        raise SystemExit('--paths onnxruntime[-int8] measures the exported graph on the CPU: use --device cpu, '
-                         'no --amp')
+    if any(p in EXPORTED_PATHS for p in paths) and (device.type != 'cpu' or amp_dtype is not None):
+        raise SystemExit(f'--paths {"/".join(EXPORTED_PATHS)} measure the exported graph on the CPU: use --device '
+                         'cpu, no --amp')
     if args.baseline is not None and args.baseline not in args.models:
         raise SystemExit(f'--baseline {args.baseline!r} must be one of --models {args.models}: each row is '
                          'compared with the baseline model on its own path')
@@ -227,7 +244,7 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
         for name, path, label in plan:
             # batch-1 latency runs the same model (a compiled one compiles this shape too)
             steps = model_steps(name, path, args, device, (x, x1) if with_latency else (x,), amp_dtype,
-                                osp.join(folder, f'{len(entries)}.onnx'))
+                                osp.join(folder, f'row{len(entries)}'))
             step = steps[0]
             started = time.perf_counter()
             with PeakMemory(device) as first_run:
@@ -237,7 +254,7 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
                 time_call(single[label], device, 0.0, args.warmup, min_iters=1)
             print(f'  {label}: ready ({time.perf_counter() - started:.1f} s warm-up)', flush=True)
             entries[label] = step
-            if path.startswith('onnxruntime'):  # its memory arena keeps what the first run took, so count that
+            if path in EXPORTED_PATHS:  # a runtime's memory arena keeps what the first run took, so count that
                 first_run_peaks[label] = first_run.gib
         speeds = {label: [] for label in entries}
         latencies = {label: [] for label in single}
@@ -262,8 +279,8 @@ def bench_models(args: argparse.Namespace, device: torch.device) -> None:
           f'device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}; '
           f'median of {args.rounds} interleaved rounds; ratios: to {base_model} on the same path')
     memory = 'peak GiB allocated' if device.type == 'cuda' else 'peak RSS growth GiB'
-    if any(p.startswith('onnxruntime') for p in paths):
-        memory += ' (onnxruntime: first run)'
+    if any(p in EXPORTED_PATHS for p in paths):
+        memory += ' (exported paths: first run)'
     latency_head = ' batch-1 ms median | p90 | latency ratio |' if with_latency else ''
     print(f'| model | path | img/s | spread (min-max) | {memory} | ratio to {base_model} |{latency_head}')
     print('|---|---|---|---|---|---|' + ('---|---|---|' if with_latency else ''))
@@ -425,13 +442,11 @@ def deploy_input_size(scope: str, scale: float) -> tuple:
     return tuple(max(1, math.ceil(v * scale / 32)) * 32 for v in PAPER_INPUT_SIZES[scope])
 
 
-def dense_network_step(config: str, path: str, args: argparse.Namespace, onnx_path: str) -> Callable:
+def dense_network_step(config: str, path: str, args: argparse.Namespace, stem: str) -> Callable:
     """One batch-1 call of ``config``'s whole network on ``path``, as ``tools/deploy.py`` exports it:
     backbone (deploy form) + neck + head, the segmentor's resize and argmax included, the detector's
     box decoding and NMS (mmdet's Python code, the same on every path) not."""
-    import numpy as np
-
-    from lsnet.deploy import inference_session, quantize_int8
+    from lsnet.deploy import runtime_session
     from lsnet.mm.build import build_model_from_config
     from lsnet.mm.onnx_model import deploy_network, export_whole_model, network_inputs, task_export_for
     model, cfg = build_model_from_config(config, pretrained=False)
@@ -442,13 +457,10 @@ def dense_network_step(config: str, path: str, args: argparse.Namespace, onnx_pa
                          'the deploy rows time single-stage detectors and segmentors')
     size = deploy_input_size(cfg.default_scope, args.dense_scale)
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
-    if path.startswith('onnxruntime'):
-        onnx_file = export_whole_model(model, onnx_path, size)
-        if path == 'onnxruntime-int8':  # ranges from seeded images: they, not the data, decide the speed
-            generator = np.random.default_rng(0)
-            feeds = [{'images': generator.standard_normal((1, 3, *size), dtype=np.float32)} for _ in range(2)]
-            onnx_file = quantize_int8(onnx_file, onnx_path[:-len('.onnx')] + '.int8.onnx', feeds)
-        session = inference_session(onnx_file)
+    if path in EXPORTED_PATHS:
+        file = exported_file(path, stem, lambda f: export_whole_model(model, f, size), (1, 3, *size),
+                             calibration_runs=2)
+        session = runtime_session(file)
         feed = {name: value.numpy() for name, value in network_inputs(task, model, x).items()}
         return lambda: session.run(None, feed)
     network = deploy_network(model)
@@ -481,14 +493,14 @@ def bench_dense_deploy(args: argparse.Namespace) -> None:
         steps = {}
         for index, (config, path) in enumerate(plan):
             started = time.perf_counter()
-            steps[config, path] = dense_network_step(config, path, args, osp.join(folder, f'{index}.onnx'))
+            steps[config, path] = dense_network_step(config, path, args, osp.join(folder, f'row{index}'))
             time_call(steps[config, path], torch.device('cpu'), 0.0, args.warmup, min_iters=1)
             print(f'  {config} ({path}): ready ({time.perf_counter() - started:.1f} s)', flush=True)
         for _ in range(args.rounds):
             for entry, step in steps.items():
                 step()  # untimed: the first call after another row's
                 latencies[entry] += latency_ms(step, torch.device('cpu'), args.min_time / args.rounds)
-    print(f'\nwhole networks, batch 1, fp32 (INT8 for onnxruntime-int8), CPU, {torch.get_num_threads()} threads; '
+    print(f'\nwhole networks, batch 1, fp32 (INT8 for the -int8 paths), CPU, {torch.get_num_threads()} threads; '
           f'median of every call in {args.rounds} interleaved rounds; ratio: the baseline\'s latency over the row\'s, '
           'same task, same path')
     print('| config | input | path | ms median | p90 | ratio to baseline |\n|---|---|---|---|---|---|')
@@ -626,8 +638,8 @@ def main(argv=None) -> None:
     parser.add_argument('--mode', choices=['infer', 'train'], default='infer')
     parser.add_argument('--no-latency', action='store_true', help='models: skip the batch-1 latency columns')
     parser.add_argument('--paths', nargs='+', default=['eager'],
-                        choices=['eager', 'deploy', 'onnxruntime', 'onnxruntime-int8'],
-                        help='inference forms: eager (fused), deploy (lsnet.deploy_model), onnxruntime (CPU)')
+                        choices=PATHS, help='inference forms: eager (fused), deploy (lsnet.deploy_model), onnxruntime '
+                        'and openvino (exported, CPU), -int8 (quantized by the runtime\'s quantizer)')
     parser.add_argument('--batch', type=int, default=None)
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')

@@ -1,21 +1,25 @@
 """Export a trained classifier, detector (RetinaNet, Faster/Mask R-CNN) or Semantic FPN (config + checkpoint)
-to ONNX, optionally INT8.
+to ONNX for onnxruntime, or to OpenVINO's IR, optionally INT8.
 
-python tools/deploy.py CONFIG CHECKPOINT OUT.onnx [--size H W] [--fixed-shape] [--int8 [--calib-images N]]
+python tools/deploy.py CONFIG CHECKPOINT OUT.onnx|OUT.xml [--size H W] [--fixed-shape] [--int8 [--calib-images N]]
+
+OUT's suffix names the runtime: ``.onnx`` for onnxruntime, ``.xml`` (with its ``.bin``) for OpenVINO (the same
+ONNX graph with SKA in the form OpenVINO runs fastest, converted by OpenVINO; not for two-stage detectors).
 
 The graph holds the whole network with the backbone fused: classifiers give ``logits``; detectors
 the per-level class and box maps (decoded and NMS'd by mmdet's own code in
 ``lsnet.detection.export.OnnxDetector``), two-stage detectors their first stage and RoI heads as parts of
 one file (``OnnxTwoStageDetector`` runs mmdet's RPN, RoIAlign and post-processing between them); segmentors a ``labels`` map at the input's size (resize and argmax
 in the graph). Batch and image size are dynamic unless ``--fixed-shape`` (batch 1, ``--size``).
-``--int8`` also writes OUT with ``.int8.onnx``: onnxruntime static quantization (QDQ, per-channel
-int8 weights, uint8 activations of the convolutions and matrix products), calibrated on the training
-set's first N images (shuffled with seed 0) through the test pipeline. The INT8 model is then
+``--int8`` also writes OUT with ``.int8.onnx`` (``.int8.xml``): static quantization by the runtime's own
+quantizer (onnxruntime: QDQ, per-channel int8 weights, uint8 activations of the convolutions and matrix
+products; OpenVINO: NNCF's post-training quantization), calibrated on the training set's first N images
+(shuffled with seed 0) through the test pipeline. The INT8 model is then
 evaluated beside the fp32 one on the config's test set with its own metrics (top-1, bbox and mask
 mAP, mIoU): if one falls further below than the task's bound (``--int8-max-drop``; default 0.5 points of
 top-1 or mIoU, 0.01 bbox or mask mAP), it is not written as OUT.int8.onnx but kept as OUT.int8.rejected.onnx, and
 the command exits with status 3 naming both values. ``--no-int8-check`` skips the evaluation.
-Evaluate either file with ``python tools/test.py CONFIG OUT.onnx``.
+Evaluate any of the files with ``python tools/test.py CONFIG FILE``.
 """
 import argparse
 import copy
@@ -37,11 +41,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('out', help='the ONNX file to write (refused if it exists, unless --overwrite)')
+    parser.add_argument('out', help='the file to write: .onnx (onnxruntime) or .xml (OpenVINO); refused if it '
+                        'exists, unless --overwrite')
     parser.add_argument('--size', nargs=2, type=int, default=None, metavar=('H', 'W'),
                         help='the traced input size; with --fixed-shape the only one. Default: 256 320')
     parser.add_argument('--fixed-shape', action='store_true', help='batch 1 and --size only (no shape arithmetic)')
-    parser.add_argument('--int8', action='store_true', help='also write the INT8 model OUT.int8.onnx')
+    parser.add_argument('--int8', action='store_true', help='also write the INT8 model OUT.int8.onnx (.int8.xml)')
     parser.add_argument('--calib-images', type=int, default=64, help='training images that calibrate INT8')
     parser.add_argument('--int8-max-drop', type=float, default=None,
                         help="how far the INT8 model's metric may fall below the fp32 model's (default: the task's bound)")
@@ -67,8 +72,10 @@ def calibration_dataloader(cfg):
         return Runner.build_dataloader(loader, seed=0)
 
 
-def int8_path(out: str, suffix: str = '.int8.onnx') -> str:
-    return (out[:-len('.onnx')] if out.endswith('.onnx') else out) + suffix
+def int8_path(out: str, infix: str = '.int8') -> str:
+    """OUT.onnx -> OUT.int8.onnx (OUT.xml -> OUT.int8.xml)."""
+    stem, suffix = osp.splitext(out)
+    return stem + infix + suffix
 
 
 INT8_REJECTED_EXIT_STATUS = 3
@@ -77,9 +84,9 @@ INT8_REJECTED_EXIT_STATUS = 3
 def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tuple[bool, list]:
     """Evaluate both files with the config's metrics: (every judged metric within the bound, one report
     line per metric)."""
-    from lsnet.mm.onnx_model import evaluate_onnx
+    from lsnet.mm.onnx_model import evaluate_exported
     bound = task.int8_max_drop if max_drop is None else max_drop
-    fp32_metrics, int8_metrics = (evaluate_onnx(cfg, path, osp.join(scratch, name))
+    fp32_metrics, int8_metrics = (evaluate_exported(cfg, path, osp.join(scratch, name))
                                   for path, name in ((fp32, 'eval_fp32'), (int8, 'eval_int8')))
     judged = [key for key in task.metrics if key in fp32_metrics]
     if not judged:
@@ -97,9 +104,8 @@ def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tup
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from lsnet.checkpoint import load_model_checkpoint
-    from lsnet.deploy import quantize_int8
+    from lsnet.deploy import model_files, move_model, quantize_int8, runtime_of, runtime_session
     from lsnet.mm.build import build_model_from_config
-    from lsnet.deploy import inference_session
     from lsnet.mm.onnx_model import calibration_feeds, export_whole_model, network_inputs, task_export_for
     from lsnet.mm.safe_io import install_safe_io
 
@@ -107,8 +113,9 @@ def main(argv=None) -> dict:
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
+    runtime = runtime_of(args.out)
     outputs = [args.out] + ([int8_path(args.out)] if args.int8 else [])
-    for path in outputs:
+    for path in (file for output in outputs for file in model_files(output)):
         if osp.exists(path) and not args.overwrite:
             raise FileExistsError(f'{path} exists; pass --overwrite to replace it')
     model, cfg = build_model_from_config(Config.fromfile(args.config), args.cfg_options, pretrained=False)
@@ -119,12 +126,13 @@ def main(argv=None) -> dict:
     folder = osp.dirname(osp.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        fp32 = export_whole_model(model, osp.join(scratch, 'model.onnx'), size, dynamic=not args.fixed_shape)
+        suffix = osp.splitext(args.out)[1]
+        fp32 = export_whole_model(model, osp.join(scratch, 'model' + suffix), size, dynamic=not args.fixed_shape)
         # check the graph at another size than the traced one (the same one with --fixed-shape)
         check_size = size if args.fixed_shape else (size[0] + 32, size[1] + 64)
         x = torch.randn(1, 3, *check_size, generator=torch.Generator().manual_seed(0))
         inputs = network_inputs(task, model, x)
-        got = inference_session(fp32).run(None, {name: value.numpy() for name, value in inputs.items()})
+        got = runtime_session(fp32).run(None, {name: value.numpy() for name, value in inputs.items()})
         with torch.no_grad():
             want = task.network(model).eval()(*inputs.values())
         want = want if isinstance(want, tuple) else (want,)
@@ -134,11 +142,11 @@ def main(argv=None) -> dict:
             error = max(float(np.abs(g - w.numpy()).max() / (np.abs(w.numpy()).max() + 1e-12))
                         for g, w in zip(got, want))
             report = f'max difference {error:.1e} relative'
-        print(f'{task.name}: onnxruntime vs PyTorch at {check_size[0]}x{check_size[1]}: {report}')
+        print(f'{task.name}: {runtime} vs PyTorch at {check_size[0]}x{check_size[1]}: {report}')
         produced = [fp32]
         if args.int8:
             feeds = calibration_feeds(task.runtime(model, fp32), calibration_dataloader(cfg), args.calib_images)
-            int8 = osp.join(scratch, 'model.int8.onnx')
+            int8 = int8_path(fp32)
             quantize_int8(fp32, int8, feeds)
             produced.append(int8)
             print(f'INT8: calibrated on {len(feeds)} training images')
@@ -146,17 +154,18 @@ def main(argv=None) -> dict:
                 accepted, reports = int8_verdict(task, cfg, fp32, int8, scratch, args.int8_max_drop)
                 print('\n'.join(reports))
                 if not accepted:
-                    os.replace(fp32, args.out)
-                    rejected = int8_path(args.out, '.int8.rejected.onnx')
-                    os.replace(int8, rejected)
+                    move_model(fp32, args.out)
+                    rejected = int8_path(args.out, '.int8.rejected')
+                    move_model(int8, rejected)
                     print(f'wrote {args.out}; the INT8 model is beyond the bound: kept as {rejected}, not as '
                           f'{outputs[1]}', file=sys.stderr)
                     raise SystemExit(INT8_REJECTED_EXIT_STATUS)
             else:
                 print('INT8: accuracy not checked (--no-int8-check)')
         for source, target in zip(produced, outputs):
-            os.replace(source, target)
-            print(f'wrote {target} ({osp.getsize(target) / 2 ** 20:.1f} MiB)')
+            move_model(source, target)
+            size_mib = sum(osp.getsize(file) for file in model_files(target)) / 2 ** 20
+            print(f'wrote {target} ({size_mib:.1f} MiB)')
     return dict(outputs=outputs)
 
 

@@ -2,8 +2,9 @@
 
 python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
 Released mmdet 2.x / mmseg 0.x / classification files load directly (see lsnet.checkpoint.load_model_checkpoint).
-A CHECKPOINT ending in .onnx (written by tools/deploy.py, fp32 or INT8) runs in onnxruntime, with the
-same data, post-processing and metric as the PyTorch model.
+A CHECKPOINT ending in .onnx (written by tools/deploy.py, fp32 or INT8) runs in onnxruntime, one ending in
+.xml (OpenVINO's IR, tools/deploy.py OUT.xml) in OpenVINO, with the same data, post-processing and metric
+as the PyTorch model.
 """
 import argparse
 import os.path as osp
@@ -16,6 +17,7 @@ from mmengine.runner import Runner  # noqa: E402
 from lsnet.cli import import_installed_tasks, run_cli  # noqa: E402
 import lsnet  # noqa: E402,F401
 from lsnet.checkpoint import load_model_checkpoint  # noqa: E402
+from lsnet.deploy import RUNTIMES, runtime_of  # noqa: E402
 from lsnet.mm.runner import add_common_args, load_config, prepare_launch  # noqa: E402
 from lsnet.mm.safe_io import install_safe_io  # noqa: E402
 
@@ -35,10 +37,10 @@ def main(argv=None) -> dict:
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)
     prepare_launch(cfg, args)
-    if args.checkpoint.endswith('.onnx'):
-        from lsnet.mm.onnx_model import evaluate_onnx
-        print(f'running {args.checkpoint} in onnxruntime', flush=True)
-        metrics = evaluate_onnx(cfg, args.checkpoint, cfg.work_dir)
+    if args.checkpoint.endswith(tuple(RUNTIMES)):
+        from lsnet.mm.onnx_model import evaluate_exported
+        print(f'running {args.checkpoint} in {runtime_of(args.checkpoint)}', flush=True)
+        metrics = evaluate_exported(cfg, args.checkpoint, cfg.work_dir)
     else:
         cfg.load_from = None
         if isinstance(cfg.model.get('backbone'), dict):

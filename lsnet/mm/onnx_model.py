@@ -1,12 +1,12 @@
-"""Whole trained models (classifier, detector, segmentor) out of PyTorch as ONNX, and back into the
-toolboxes' evaluators through onnxruntime.
+"""Whole trained models (classifier, detector, segmentor) out of PyTorch as ONNX (or OpenVINO's IR of
+the ONNX graph), and back into the toolboxes' evaluators through onnxruntime (or OpenVINO).
 
 Each task registers, with :func:`register_task_export`, how its models leave PyTorch:
 
 * ``network(model)``: the ``nn.Module`` that is exported, images in, the task's raw outputs out
   (logits; per-level class and box maps; a label map at the input's size);
 * ``runtime(model, path)``: an :class:`OnnxRuntimeModel` that runs the exported graph in
-  onnxruntime and turns its outputs into the toolbox's result structures with the toolbox's own code
+  its runtime and turns its outputs into the toolbox's result structures with the toolbox's own code
   (mmdet's box decoding and NMS, mmseg's ``SegDataSample``), so ``runner.test()`` evaluates it with
   the config's own metric.
 * ``extra_inputs(model)``: the graph's inputs besides ``images`` (name -> example tensor and its
@@ -66,13 +66,18 @@ def task_export_for(model: torch.nn.Module) -> TaskExport:
 
 def export_whole_model(model: torch.nn.Module, path: str | os.PathLike, input_size: Sequence[int],
                        dynamic: bool = True, opset: int = 17) -> str:
-    """Export ``model`` (eval mode, backbone fused) with its task's network to ``path``.
+    """Export ``model`` (eval mode, backbone fused) with its task's network to ``path`` (``.onnx``, or
+    ``.xml`` for OpenVINO's IR of the same graph; :func:`lsnet.deploy.export_graph`).
 
     ``dynamic``: batch, height and width are free; otherwise the graph is fixed to batch 1 and
     ``input_size``, which lets onnxruntime fold the shape arithmetic. The axes of the task's other
     inputs (a number of RoIs) stay dynamic either way, and so do the outputs' axes named like them.
     """
+    from ..deploy import runtime_of
     export = task_export_for(model)
+    if export.extra_inputs(model) and runtime_of(path) != 'onnxruntime':
+        raise ValueError(f'{os.fspath(path)}: a {export.name} exports to ONNX for onnxruntime only (.onnx): its '
+                         'runtime runs the graph\'s parts as separate sessions cut from the ONNX file')
     network = deploy_network(model)
     output_names = export.output_names(model)
     inputs = network_inputs(export, model, torch.randn(1, 3, *input_size))
@@ -109,18 +114,21 @@ def graph_parts(path: str | os.PathLike, parts: dict) -> dict:
     import onnx
     from onnx.utils import Extractor
 
-    from ..deploy import inference_session
+    from ..deploy import inference_session, runtime_of
+    if runtime_of(path) != 'onnxruntime':
+        raise ValueError(f'{os.fspath(path)}: a model of independent parts runs in onnxruntime only (an .onnx file)')
     extractor = Extractor(onnx.load(os.fspath(path)))
     return {name: inference_session(extractor.extract_model(list(inputs), list(outputs)).SerializeToString())
             for name, (inputs, outputs) in parts.items()}
 
 
 class OnnxRuntimeModel(BaseModel):
-    """A model whose network runs in onnxruntime; MMEngine's test loop calls ``test_step``.
+    """A model whose exported network runs in onnxruntime (a ``.onnx`` file) or OpenVINO (its ``.xml``
+    IR; :func:`lsnet.deploy.runtime_session`); MMEngine's test loop calls ``test_step``.
 
     ``model`` is the PyTorch model the graph was exported from: its data preprocessor prepares the
     batch, and the task's ``postprocess`` may call its heads' post-processing (which use no weights).
-    ``path``: the ONNX file; :meth:`open_sessions` opens it (one session, or one per part).
+    ``path``: the exported file; :meth:`open_sessions` opens it (one session, or one per part).
     """
 
     def __init__(self, model: torch.nn.Module, path: str | os.PathLike):
@@ -133,8 +141,8 @@ class OnnxRuntimeModel(BaseModel):
         self.fixed_shape = tuple(fixed) if all(isinstance(d, int) for d in fixed) else None
 
     def open_sessions(self, path: str | os.PathLike) -> dict:
-        from ..deploy import inference_session
-        return {'network': inference_session(path)}
+        from ..deploy import runtime_session
+        return {'network': runtime_session(path)}
 
     def calibration_feeds(self, data) -> list:
         """The graph's feeds (one dict per image) for INT8 calibration on one preprocessed batch."""
@@ -163,9 +171,9 @@ class OnnxRuntimeModel(BaseModel):
         raise NotImplementedError
 
 
-def evaluate_onnx(cfg, onnx_path: str | os.PathLike, work_dir: str) -> dict:
+def evaluate_exported(cfg, onnx_path: str | os.PathLike, work_dir: str) -> dict:
     """The config's test loop and evaluator (CocoMetric, IoUMetric, top-k) run on an exported model in
-    onnxruntime; returns the metrics. ``cfg`` is not changed."""
+    its runtime (onnxruntime or OpenVINO, by the file's suffix); returns the metrics. ``cfg`` is not changed."""
     from mmengine.runner import Runner
 
     cfg = copy.deepcopy(cfg)

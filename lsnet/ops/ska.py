@@ -11,8 +11,9 @@ Three implementations, chosen per call by :func:`ska`:
 
 * ``'torch'``: nine shifted multiply-accumulates on a padded view. It never builds the 9x unfolded
   copy of x that the obvious ``F.unfold`` formulation needs, runs on any device, differentiates
-  through autograd and traces under ``torch.compile``. An ONNX export takes the equivalent
-  :func:`ska_flat`, which onnxruntime runs faster.
+  through autograd and traces under ``torch.compile``. An ONNX export writes one of two equivalent
+  forms of it, chosen for the runtime that will run the graph (:data:`ONNX_SKA_FORMS`,
+  :func:`onnx_ska_form`): :func:`ska_flat` for onnxruntime, this padded view for OpenVINO.
 * ``'triton'``: fused forward and backward kernels for CUDA tensors (fp32/fp16/bf16), exposed as the
   custom op ``torch.ops.lsnet.ska`` so ``torch.compile`` treats it as one opaque node.
 * ``'cpp'``: compiled CPU kernels (fp32/fp64, forward and backward, OpenMP over planes), the custom
@@ -58,6 +59,28 @@ def ska_backend(name: str) -> Iterator[None]:
         yield
     finally:
         set_ska_backend(previous)
+
+
+# The SKA forms an ONNX export can write, by the runtime each suits (measured on LSNet-T's 28x28 and 14x14
+# maps): onnxruntime copies the flat form's nine contiguous windows in one pass each and runs the padded
+# view's row-by-row slices about twice as slowly, while OpenVINO fuses the padded view's slices into
+# its element-wise kernels and runs the flat form about three times as slowly.
+ONNX_SKA_FORMS = ('flat', 'padded')
+_onnx_form = 'flat'
+
+
+@contextlib.contextmanager
+def onnx_ska_form(name: str) -> Iterator[None]:
+    """The SKA form that ONNX exports inside the block write: 'flat' (:func:`ska_flat`) or 'padded'
+    (:func:`ska_torch`); both compute the same sums."""
+    global _onnx_form
+    if name not in ONNX_SKA_FORMS:
+        raise ValueError(f'unknown ONNX SKA form {name!r}; valid: {ONNX_SKA_FORMS}')
+    previous, _onnx_form = _onnx_form, name
+    try:
+        yield
+    finally:
+        _onnx_form = previous
 
 
 def _check_shapes(x: torch.Tensor, w: torch.Tensor) -> None:
@@ -179,7 +202,8 @@ def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     _check_shapes(x, w)
     backend = resolve_backend(x, w)
     if backend == 'torch':
-        return ska_flat(x, w) if torch.onnx.is_in_onnx_export() else ska_torch(x, w)
+        exporting_flat = torch.onnx.is_in_onnx_export() and _onnx_form == 'flat'
+        return ska_flat(x, w) if exporting_flat else ska_torch(x, w)
     if backend == 'unfold':
         return ska_unfold(x, w)
     return _ska_compiled(backend, x, w)
