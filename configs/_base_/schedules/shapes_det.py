@@ -1,6 +1,5 @@
 # Schedule and runtime of the detection runs on the synthetic shapes set (about three and a half CPU minutes
-# at batch 16 of 64x64 scenes with the shapes head of retinanet_lsnet-t_fpn_shapes.py): 600 iterations
-# (400 gave bbox mAP 0.679, 600 0.747 with the released anchors; seed 0), AdamW lr
+# at batch 16 of 64x64 scenes with the shapes head of retinanet_lsnet-t_fpn_shapes.py): 600 iterations, AdamW lr
 # 1e-3, 30 warm-up iterations, cosine, gradients clipped at norm 10 (without it the randomly initialised
 # head's first steps spike the loss). It brings the runtime base along:
 # default_hooks and log_processor live there, and keys may not repeat across bases.
