@@ -104,7 +104,8 @@ def test_openvino_export_writes_the_padded_ska_and_matches_pytorch_at_other_size
     monkeypatch.setattr(ska_module, 'ska_flat', lambda x, w: calls.append('flat') or None)
     padded = ska_module.ska_torch
     monkeypatch.setattr(ska_module, 'ska_torch', lambda x, w: calls.append('padded') or padded(x, w))
-    model = lsnet.LSNetBackbone('t', out_indices=(0, 1, 2, 3)).eval()
+    # the dense configs' attention bias: the trained matrix resized to each grid by two matrix products
+    model = lsnet.LSNetBackbone('t', out_indices=(0, 1, 2, 3), attention_bias_resize='matrix').eval()
     randomise_batch_norms(model)
     path = export_onnx(model, tmp_path / 'backbone.xml', (256, 320))
     assert calls == ['padded'] * 5
