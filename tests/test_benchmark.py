@@ -60,7 +60,7 @@ def test_training_step_mode_with_the_released_ska_baseline():
     (['--baseline', 'lsnet_tt'], "--baseline 'lsnet_tt' must be one of --models"),
     (['--models', 'resnet18:released'], 'swaps the SKA of LSNet models'),
     (['--models', 'lsnet_t:relased'], "unknown model variant 'relased'"),
-    (['--paths', 'onnxruntime', '--amp', 'bf16'], 'onnxruntime[-int8] measures the exported graph on the CPU'),
+    (['--paths', 'onnxruntime', '--amp', 'bf16'], 'onnxruntime/onnxruntime-int8/openvino/openvino-int8 measure the exported graph on the CPU'),
 ])
 @pytest.mark.slow
 def test_models_rejects_arguments_it_would_ignore(extra, message):
