@@ -196,11 +196,14 @@ def grid_attention_bias(biases: torch.Tensor, trained_index: torch.Tensor, r: in
     if (height, width) == (r, r) and not exporting:
         return biases[:, trained_index]
     if resize == 'matrix':  # F.interpolate(matrix[None], (N, N), mode='bicubic')[0] as two products
-        # (1, N, r*r) @ ((heads, r*r, r*r) @ (1, r*r, N)): operands of one rank, the weights' product on
-        # the right first. OpenVINO's CPU plugin cannot compile a product of a matrix and a stack of
-        # matrices of dynamic size, and turns a product whose right operand is a constant stack into a
-        # fully connected layer of the wrong batch.
-        weights = bicubic_weights(r * r, height * width, biases)[None]
+        weights = bicubic_weights(r * r, height * width, biases)
+        if not exporting:
+            return weights @ biases[:, trained_index] @ weights.t()
+        # Exported as (1, N, r*r) @ ((heads, r*r, r*r) @ (1, r*r, N)), the same products with operands of
+        # one rank, the right one first: OpenVINO's CPU plugin cannot compile a product of a matrix and a
+        # stack of matrices of dynamic size, and turns a product whose right operand is a constant stack
+        # into a fully connected layer of the wrong batch.
+        weights = weights[None]
         return weights @ (biases[:, trained_index] @ weights.transpose(1, 2))
     table = F.interpolate(biases.view(1, heads, r, r), size=(height, width), mode='bicubic',
                           align_corners=False)
