@@ -212,8 +212,8 @@ def inference_session(model: str | os.PathLike | bytes, threads: Optional[int] =
 
 class OpenVinoSession:
     """An OpenVINO model compiled for the CPU, run as an onnxruntime session is: ``get_inputs()`` and
-    ``get_outputs()`` (each with ``name`` and ``shape``, a dimension that is not fixed as its ``-1``-free
-    name string) and ``run(output_names or None, feeds)`` returning numpy arrays.
+    ``get_outputs()`` (each with ``name`` and ``shape``, a dimension that is not fixed given as a
+    name, as onnxruntime gives it) and ``run(output_names or None, feeds)`` returning numpy arrays.
 
     fp32 throughout: on CPUs with bf16 units (AMX, AVX512-BF16) OpenVINO would otherwise compute fp32
     models in bf16. One stream on ``threads`` threads (default: torch's), latency-oriented, as the

@@ -74,52 +74,32 @@ def test_checkpoint_holds_ema_and_evaluates(trained, tmp_path):
     assert 30.0 < metrics['top1'] <= metrics['top2'], metrics  # learned: chance is 25%
 
 
-def test_onnx_and_int8_export_evaluate_like_pytorch(trained, tmp_path):
-    """``tools/deploy.py`` writes the fp32 and INT8 classifiers in one command (INT8 calibrated on the
-    training images) and its accuracy gate passes the INT8 one (bound 5 points here); ``tools/test.py``
-    runs both in onnxruntime with the same TopKAccuracy: fp32 top-1 within 0.2 points of PyTorch's,
-    INT8 within 5 (on 80 images one image is 1.25 points)."""
-    pytest.importorskip('onnxruntime')
+@pytest.mark.parametrize('suffix,runtime,needs', [('.onnx', 'onnxruntime', ('onnxruntime',)),
+                                                   ('.xml', 'openvino', ('openvino', 'nncf'))])
+def test_export_and_int8_evaluate_like_pytorch(suffix, runtime, needs, trained, tmp_path):
+    """``tools/deploy.py`` writes the fp32 and INT8 classifiers for the runtime the suffix names in one
+    command (INT8 calibrated on the training images: onnxruntime's quantizer or NNCF) and its accuracy
+    gate passes the INT8 one (bound 5 points here); ``tools/test.py`` runs both in that runtime with
+    the same TopKAccuracy: fp32 top-1 within 0.2 points of PyTorch's, INT8 within 5 (on 80 images one
+    image is 1.25 points)."""
+    for module in needs:
+        pytest.importorskip(module)
     cfg, work = trained
     checkpoint = work / 'epoch_6.pth'
-    onnx_file = tmp_path / 'lsnet_t_shapes.onnx'
-    result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(onnx_file), '--size', '64', '64', '--int8',
+    exported = tmp_path / f'lsnet_t_shapes{suffix}'
+    result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(exported), '--size', '64', '64', '--int8',
                        '--calib-images', '16', '--int8-max-drop', '5'])
+    assert f'classifier: {runtime} vs PyTorch at 96x128: max difference' in result.stdout
     assert 'INT8 top1 ' in result.stdout and 'bound 5' in result.stdout  # the gate ran, and passed
     top1 = []
-    for model_file in (checkpoint, onnx_file, tmp_path / 'lsnet_t_shapes.int8.onnx'):
+    for model_file in (checkpoint, exported, tmp_path / f'lsnet_t_shapes.int8{suffix}'):
         out = tmp_path / f'{model_file.name}.json'
         result = run_tool(['tools/test.py', str(cfg), str(model_file), '--work-dir', str(tmp_path / 't'),
                            '--out', str(out)])
-        assert (f'running {model_file} in onnxruntime' in result.stdout) == (model_file.suffix == '.onnx')
-        top1.append(json.loads(out.read_text())['top1'])
-    torch_top1, onnx_top1, int8_top1 = top1
-    assert torch_top1 > 30.0
-    assert onnx_top1 == pytest.approx(torch_top1, abs=0.2)
-    assert int8_top1 == pytest.approx(torch_top1, abs=5.0)
-
-
-def test_openvino_and_nncf_int8_evaluate_like_pytorch(trained, tmp_path):
-    """OUT.xml: the classifier as OpenVINO's IR and its NNCF INT8 form from one command, the gate passing
-    the INT8 one (bound 5 points here); ``tools/test.py`` runs both in OpenVINO with the same
-    TopKAccuracy: fp32 top-1 within 0.2 points of PyTorch's, INT8 within 5."""
-    pytest.importorskip('openvino')
-    pytest.importorskip('nncf')
-    cfg, work = trained
-    checkpoint = work / 'epoch_6.pth'
-    xml = tmp_path / 'lsnet_t_shapes.xml'
-    result = run_tool(['tools/deploy.py', str(cfg), str(checkpoint), str(xml), '--size', '64', '64', '--int8',
-                       '--calib-images', '16', '--int8-max-drop', '5'])
-    assert 'classifier: openvino vs PyTorch at 96x128: max difference' in result.stdout
-    assert 'INT8 top1 ' in result.stdout and 'bound 5' in result.stdout
-    top1 = []
-    for model_file in (checkpoint, xml, tmp_path / 'lsnet_t_shapes.int8.xml'):
-        out = tmp_path / f'{model_file.name}.json'
-        result = run_tool(['tools/test.py', str(cfg), str(model_file), '--work-dir', str(tmp_path / 't'),
-                           '--out', str(out)])
-        assert (f'running {model_file} in openvino' in result.stdout) == (model_file.suffix == '.xml')
+        assert (f'running {model_file} in {runtime}' in result.stdout) == (model_file.suffix == suffix)
         top1.append(json.loads(out.read_text())['top1'])
     torch_top1, fp32_top1, int8_top1 = top1
+    assert torch_top1 > 30.0
     assert fp32_top1 == pytest.approx(torch_top1, abs=0.2)
     assert int8_top1 == pytest.approx(torch_top1, abs=5.0)
 
