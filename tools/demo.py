@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from lsnet.cli import run_cli  # noqa: E402
 from lsnet.models.variants import LSNET_ARCHS, VAN_ARCHS, stage_channels  # noqa: E402
 # The full demo trains on the shapes configs' own schedules (configs/_base_/schedules/shapes_*.py); the
-# other budgets shorten them: 'reduced' runs the recipe on half the data for two thirds of the pretraining
+# other budgets shorten them: 'reduced' runs the recipe on half the data for 57% of the pretraining
 # steps and half the fine-tuning ones (the test of what the recipe reaches), 'quick' a few steps of
 # everything (the smoke run). Data: generate_shapes' default
 # sizes (64 px class images, 64x64 scenes of one to three shapes), these many images.
