@@ -97,7 +97,7 @@ def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tup
         drop = fp32_metrics[key] - int8_metrics[key]
         accepted &= drop <= bound
         reports.append(f'INT8 {key} {int8_metrics[key]:.4g} vs fp32 {fp32_metrics[key]:.4g} on the test set of the '
-                       f'config: {drop:+.4g} below, bound {bound:g}')
+                       f'config: {abs(drop):.4g} {"below" if drop >= 0 else "above"}, bound {bound:g}')
     return accepted, reports
 
 
