@@ -139,6 +139,12 @@ def model_files(path: str | os.PathLike) -> list:
     return [path] if runtime_of(path) == 'onnxruntime' else [path, path[:-len('.xml')] + '.bin']
 
 
+def int8_path(path: str | os.PathLike, infix: str = '.int8') -> str:
+    """The name of a model's INT8 form: model.onnx -> model.int8.onnx, model.xml -> model.int8.xml."""
+    stem, suffix = os.path.splitext(os.fspath(path))
+    return stem + infix + suffix
+
+
 def move_model(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Move a model's files (:func:`model_files`) to ``target``'s names, each replaced atomically."""
     if runtime_of(source) != runtime_of(target):

@@ -111,13 +111,13 @@ def exported_file(path: str, stem: str, export: Callable[[str], str], image_shap
     ranges, not the data, decide the speed)."""
     import numpy as np
 
-    from lsnet.deploy import quantize_int8
+    from lsnet.deploy import int8_path, quantize_int8
     suffix, int8 = EXPORTED_PATHS[path]
     file = export(stem + suffix)
     if int8:
         generator = np.random.default_rng(0)
         feeds = [{'images': generator.standard_normal(image_shape, dtype=np.float32)} for _ in range(calibration_runs)]
-        file = quantize_int8(file, stem + '.int8' + suffix, feeds)
+        file = quantize_int8(file, int8_path(file), feeds)
     return file
 
 

@@ -72,12 +72,6 @@ def calibration_dataloader(cfg):
         return Runner.build_dataloader(loader, seed=0)
 
 
-def int8_path(out: str, infix: str = '.int8') -> str:
-    """OUT.onnx -> OUT.int8.onnx (OUT.xml -> OUT.int8.xml)."""
-    stem, suffix = osp.splitext(out)
-    return stem + infix + suffix
-
-
 INT8_REJECTED_EXIT_STATUS = 3
 
 
@@ -104,7 +98,7 @@ def int8_verdict(task, cfg, fp32: str, int8: str, scratch: str, max_drop) -> tup
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from lsnet.checkpoint import load_model_checkpoint
-    from lsnet.deploy import model_files, move_model, quantize_int8, runtime_of, runtime_session
+    from lsnet.deploy import int8_path, model_files, move_model, quantize_int8, runtime_of, runtime_session
     from lsnet.mm.build import build_model_from_config
     from lsnet.mm.onnx_model import calibration_feeds, export_whole_model, network_inputs, task_export_for
     from lsnet.mm.safe_io import install_safe_io
