@@ -11,6 +11,21 @@ from mm_helpers import ROOT, run_tool
 from test_backbones import conv_input_layouts
 
 
+def half_unit(cell: str) -> float:
+    """Half of the last printed digit's unit: the most a value printed as ``cell`` was rounded by."""
+    decimals = len(cell.split('.')[1]) if '.' in cell else 0
+    return 0.5 * 10.0 ** -decimals
+
+
+def assert_printed_ratio(ratio: str, numerator: str, denominator: str) -> None:
+    """``ratio`` is numerator / denominator of the unrounded values behind the three printed cells:
+    it lies in the interval the rounding of all three allows."""
+    num, den = float(numerator), float(denominator)
+    low = (num - half_unit(numerator)) / (den + half_unit(denominator)) - half_unit(ratio)
+    high = (num + half_unit(numerator)) / (den - half_unit(denominator)) + half_unit(ratio)
+    assert low <= float(ratio) <= high, f'{ratio} is not {numerator} / {denominator}'
+
+
 def table_rows(stdout: str) -> list[list[str]]:
     """The cells of a printed markdown table's data rows."""
     return [[c.strip() for c in line.split('|')[1:-1]] for line in stdout.splitlines()
@@ -31,8 +46,8 @@ def test_models_table_compares_each_row_with_the_baseline_on_its_own_path():
     by_key = {(r[0], r[1]): r for r in rows}
     for name, path, median, spread, memory, ratio, ms, p90, latency_ratio in rows:
         base = by_key['resnet18', path]
-        assert float(ratio) == pytest.approx(float(median) / float(base[2]), abs=0.006)
-        assert float(latency_ratio) == pytest.approx(float(base[6]) / float(ms), abs=0.006)
+        assert_printed_ratio(ratio, median, base[2])
+        assert_printed_ratio(latency_ratio, base[6], ms)
         low, high = map(float, spread.split('-'))
         assert low <= float(median) <= high and float(ms) <= float(p90)
         assert float(memory) >= 0  # measured on Linux CPUs too (resident-set growth), not NaN
@@ -127,7 +142,7 @@ def test_dense_deploy_rows_compare_each_task_with_its_baseline_on_the_same_path(
         assert size == ('160x96' if name.startswith('retinanet') else '64x64')  # padded to 32, as the detectors pad
         base = by_key[names[1] if name.startswith('retinanet') else names[3], path]
         assert float(ms) <= float(p90)
-        assert float(ratio) == pytest.approx(float(base[3]) / float(ms), abs=0.006 + 0.01 * float(ratio))
+        assert_printed_ratio(ratio, base[3], ms)
     assert by_key[names[1], 'onnxruntime'][5] == by_key[names[3], 'eager'][5] == '1.00'
     refused = run_tool(['tools/benchmark.py', 'dense-deploy', '--configs', 'configs/mask_rcnn/mask-rcnn_lsnet-t_fpn_1x_coco.py',
                         '--dense-scale', '0.1'], check=False)
