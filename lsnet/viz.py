@@ -5,7 +5,6 @@ Each task draws its predictions in its own package (``lsnet.classification.viz``
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -68,16 +67,12 @@ def titled(image: Image.Image, title: str, height: int = 26) -> Image.Image:
     return canvas
 
 
-def _scalars(work_dir: Path) -> list[dict]:
-    files = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    return [json.loads(line) for line in files[-1].read_text().splitlines()] if files else []
-
-
 def draw_curves(work_dirs: dict, out: Path) -> Path:
     """One panel per task (``work_dirs``: task -> its training work dir): the training loss and, on the right axis, the validation metric at each
     evaluation (its values written beside the points). Classification is drawn against epochs,
     the iteration-based detection and segmentation runs against iterations."""
     import matplotlib
+    from .mm.workdir import logged_scalars
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     names = {'cls': ('Classification', 'top1', 'top-1 (%)'), 'det': ('RetinaNet', 'coco/bbox_mAP', 'bbox mAP'),
@@ -85,7 +80,7 @@ def draw_curves(work_dirs: dict, out: Path) -> Path:
     fig, axes = plt.subplots(1, len(work_dirs), figsize=(5.2 * len(work_dirs), 3.8), squeeze=False)
     for axis, (task, work) in zip(axes[0], work_dirs.items()):
         title, metric, label = names[task]
-        records = _scalars(work)
+        records = logged_scalars(work)
         train = [r for r in records if 'loss' in r and 'iter' in r]
         by_epoch = task == 'cls'
         if by_epoch and train:  # train records carry the global iteration; evaluations the epoch

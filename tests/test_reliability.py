@@ -20,7 +20,7 @@ import lsnet.detection  # noqa: E402,F401  (what the detection configs import: t
 import lsnet.segmentation  # noqa: E402,F401  (the label-map checks)
 from lsnet.datasets import generate_shapes  # noqa: E402
 from lsnet.checkpoint import atomic_write  # noqa: E402
-from lsnet.mm.workdir import find_resumable_checkpoint  # noqa: E402
+from lsnet.mm.workdir import find_resumable_checkpoint, validation_at  # noqa: E402
 
 from mm_helpers import ROOT, THREADS, expect_tool_failure, run_tool, write_override  # noqa: E402
 
@@ -534,6 +534,24 @@ def test_last_checkpoint_naming_a_deleted_file_is_reported(tmp_path, caplog):
     with caplog.at_level('WARNING', logger='lsnet'):
         assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
     assert any(f'names {tmp_path / "iter_8.pth"}, which does not exist' in m for m in caplog.messages)
+
+
+def test_validation_at_a_checkpoint_is_the_one_logged_at_its_step(tmp_path):
+    """An epoch-based run's scalars.json as MMEngine writes it: training records (``loss``, ``step`` the
+    iteration) among validation records (``step`` the epoch). A checkpoint's metrics are those of the
+    validation at its epoch, never a training record of the same number; a step without validation, or
+    a file without a step in its name, is an error naming it."""
+    run = tmp_path / '20261202_120000' / 'vis_data'
+    run.mkdir(parents=True)
+    records = [dict(loss=1.2, iter=2, epoch=1, step=2), dict(top1=40.0, top5=100.0, time=0.1, data_time=0.01, step=1),
+               dict(loss=0.9, iter=4, epoch=2, step=4), dict(top1=75.5, top5=100.0, time=0.1, data_time=0.01, step=2)]
+    (run / 'scalars.json').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    assert validation_at(tmp_path, tmp_path / 'epoch_2.pth') == dict(top1=75.5, top5=100.0)
+    assert validation_at(tmp_path, tmp_path / 'epoch_1.pth') == dict(top1=40.0, top5=100.0)
+    with pytest.raises(ValueError, match='no validation logged at step 4'):
+        validation_at(tmp_path, tmp_path / 'iter_4.pth')
+    with pytest.raises(ValueError, match='best.pth: not named'):
+        validation_at(tmp_path, tmp_path / 'best.pth')
 
 
 def test_resume_with_a_changed_learning_rate_says_which_is_used(capsys):

@@ -3,7 +3,7 @@
 1. generate the synthetic shapes data (class folders, COCO json, ADE-style maps) if absent;
 2. pretrain the backbone as a classifier (the ImageNet config and tools, small schedule);
 3. fine-tune RetinaNet and Semantic FPN from that checkpoint;
-4. evaluate each with the toolboxes' metrics (top-1, COCO bbox mAP, mIoU) and print a summary;
+4. evaluate each with the toolboxes' metrics (top-1, COCO bbox mAP, mIoU) at its last step and print a summary;
 5. draw predictions on validation images and the training curves into PNG files.
 
 python tools/demo.py [--backbone lsnet_t] [--tasks cls det seg] [--out-dir outputs/demo] [--budget full]
@@ -118,15 +118,20 @@ def scheduler_index(config: Path, kind: str) -> int:
 
 
 def train_and_evaluate(task: str, title: str, config: Path, options: list, out: Path) -> tuple:
-    """``tools/train.py`` then ``tools/test.py`` on the latest checkpoint: (TrainedModel, its metrics)."""
+    """``tools/train.py``: (TrainedModel, the metrics of the validation the run logged at its final
+    checkpoint, also written to ``work/{task}_metrics.json``). Each config validates at its last step,
+    with the config's evaluator on the whole validation set, so the checkpoint is not evaluated twice."""
+    from lsnet.mm.workdir import validation_at
     work = out / 'work' / task
     run(['tools/train.py', str(config), '--work-dir', str(work), '--overwrite', '--cfg-options', *options],
         title, out / 'work' / f'{task}_train.log')
     checkpoint = latest_checkpoint(work)
-    metrics_file = out / 'work' / f'{task}_metrics.json'
-    run(['tools/test.py', str(config), str(checkpoint), '--work-dir', str(out / 'work' / f'{task}_test'),
-         '--out', str(metrics_file), '--cfg-options', *options], f'{title} eval', out / 'work' / f'{task}_test.log')
-    return TrainedModel(config, work, checkpoint, options), json.loads(metrics_file.read_text())
+    try:
+        metrics = validation_at(work, checkpoint)
+    except ValueError as err:
+        raise SystemExit(f'{title}: {err}') from None
+    (out / 'work' / f'{task}_metrics.json').write_text(json.dumps(metrics, indent=2))
+    return TrainedModel(config, work, checkpoint, options), metrics
 
 
 def classifier_options(args, cls_opts: list, common: list, data: Path, config: Path) -> list:

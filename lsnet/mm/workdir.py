@@ -3,8 +3,10 @@ it is intact, else the newest readable one; the newest with finite weights after
 resumed checkpoint matches the model exactly. Unreadable files are reported, never deleted."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import os.path as osp
 from pathlib import Path
 from typing import Any, Optional
@@ -44,6 +46,30 @@ def newest_finite_checkpoint(work_dir: str) -> Optional[str]:
         if state and not non_finite_tensors(state):
             return str(path)
     return None
+
+
+def logged_scalars(work_dir: str | os.PathLike) -> list[dict]:
+    """The records of the newest run's ``scalars.json`` in ``work_dir`` (MMEngine's LocalVisBackend):
+    training records carry ``loss`` and ``iter``, evaluations their metrics and ``step`` (the epoch
+    of an epoch-based loop, else the iteration). Empty when no run wrote any."""
+    files = sorted(Path(work_dir).glob('*/vis_data/scalars.json'))
+    return [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()] if files else []
+
+
+def validation_at(work_dir: str | os.PathLike, checkpoint: str | os.PathLike) -> dict:
+    """The metrics of the validation the run in ``work_dir`` logged at the step of ``checkpoint``
+    (MMEngine's ``epoch_N.pth`` / ``iter_N.pth``): what evaluating that checkpoint on the validation
+    set gives, without evaluating it again."""
+    name = Path(checkpoint).name
+    found = re.fullmatch(r'(?:epoch|iter)_(\d+)\.pth', name)
+    if not found:
+        raise ValueError(f'{checkpoint}: not named epoch_N.pth or iter_N.pth; its step is unknown')
+    step = int(found.group(1))
+    for record in reversed(logged_scalars(work_dir)):
+        if record.get('step') == step and 'loss' not in record:
+            return {k: v for k, v in record.items() if k not in ('step', 'time', 'data_time')}
+    raise ValueError(f'{work_dir}: no validation logged at step {step} (of {name}); set train_cfg.val_interval '
+                     f'so that the last step is evaluated, or evaluate {checkpoint} with tools/test.py')
 
 
 def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
