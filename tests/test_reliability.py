@@ -288,6 +288,29 @@ def test_empty_dataset(tmp_path):
         ImageFolderDataset(str(tmp_path), 'train')
 
 
+def test_regenerated_synthetic_data_of_other_sizes_replaces_the_earlier_set(tmp_path):
+    def files(task):
+        return sorted(str(p.relative_to(tmp_path / task)) for p in (tmp_path / task).rglob('*') if p.is_file())
+
+    quiet = dict(progress=lambda message: None)
+    generate_shapes(tmp_path, ('imagenet', 'ade'), num_train=16, num_val=8, cls_size=32, image_size=(32, 32), **quiet)
+    generate_shapes(tmp_path, ('imagenet', 'ade'), num_train=8, num_val=4, cls_size=32, image_size=(32, 32), **quiet)
+    assert len([f for f in files('imagenet') if f.startswith('train/')]) == 8  # not 16: no earlier image left
+    assert len([f for f in files('ade') if f.startswith('images/training/')]) == 8
+    assert not list(tmp_path.glob('.*.partial'))
+    fresh = tmp_path / 'fresh'
+    generate_shapes(fresh, ('ade',), num_train=8, num_val=4, cls_size=32, image_size=(32, 32), **quiet)
+    for name in files('ade'):  # the same parameters give the same bytes, whatever was there before
+        assert (tmp_path / 'ade' / name).read_bytes() == (fresh / 'ade' / name).read_bytes(), name
+    own = tmp_path / 'user' / 'coco'
+    own.mkdir(parents=True)
+    (own / 'instances_train2017.json').write_text('{}')
+    with pytest.raises(FileExistsError, match=r'user/coco holds files that generate_shapes did not write'):
+        generate_shapes(tmp_path / 'user', ('coco',), num_train=2, num_val=1, **quiet)
+    assert [p.name for p in own.iterdir()] == ['instances_train2017.json']
+    assert (own / 'instances_train2017.json').read_text() == '{}'
+
+
 def test_label_map_values_outside_classes(tmp_path):
     from mmseg.utils import register_all_modules
     from mmengine.registry import DATASETS, DefaultScope

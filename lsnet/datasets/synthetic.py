@@ -9,13 +9,17 @@ Images show a few filled shapes (the classes) on textured, cluttered backgrounds
 * ``imagenet/``: ``{train,val}/<class>/*.jpg``, one centred shape per image, as ImageFolder.
 
 Everything derives from one seed, so a regenerated set is byte-identical. Generation is skipped
-when a finished set with the same parameters is already present (a ``.complete`` marker).
+when a finished set with the same parameters is already present (a ``.complete`` marker). A set is
+written beside its final place and moved there when finished, replacing only an earlier generated set
+(one with a marker), so a set of other sizes leaves no files behind and a folder of other data is
+never written into.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -154,12 +158,17 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
             raise ValueError(f"unknown synthetic task {task!r}; valid: 'coco', 'ade', 'imagenet'")
         params = dict(num_train=num_train, num_val=num_val, image_size=list(image_size), seed=seed,
                       cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects,
-                      object_size=list(object_size), version=4)
+                      object_size=list(object_size), version=5)
         marker = root / task / '.complete'
         if marker.exists() and json.loads(marker.read_text()) == params:
             progress(f'synthetic {task} data present in {root / task}')
             continue
-        progress(f'generating synthetic {task} data in {root / task} ...')
+        target, partial = root / task, root / f'.{task}.partial'
+        if target.exists() and not marker.exists() and any(target.iterdir()):
+            raise FileExistsError(f'{target} holds files that generate_shapes did not write (no .complete '
+                                  f'marker); remove it or choose another root')
+        progress(f'generating synthetic {task} data in {target} ...')
+        shutil.rmtree(partial, ignore_errors=True)  # an interrupted generation's leftovers
         for split_index, split in enumerate(('train', 'val')):
             rng = np.random.default_rng([seed, ('coco', 'ade', 'imagenet').index(task), split_index])
             count = num_train if split == 'train' else num_val
@@ -167,11 +176,14 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
                 per_class = max(1, count // len(SHAPE_CLASSES))
                 if cls_per_class:
                     per_class = cls_per_class if split == 'train' else max(1, cls_per_class * num_val // num_train)
-                _write_imagenet(root / task, split, per_class, rng, cls_size)
+                _write_imagenet(partial, split, per_class, rng, cls_size)
             elif task == 'coco':
-                writers[task](root / task, split, count, rng, image_size, max_objects, object_size)
+                writers[task](partial, split, count, rng, image_size, max_objects, object_size)
             else:
-                writers[task](root / task, 'training' if split == 'train' else 'validation', count, rng,
+                writers[task](partial, 'training' if split == 'train' else 'validation', count, rng,
                               image_size, max_objects, object_size)
-        marker.write_text(json.dumps(params))
+        (partial / '.complete').write_text(json.dumps(params))
+        if target.exists():  # an earlier generated set (checked above) or an empty folder
+            shutil.rmtree(target)
+        partial.rename(target)
     return root
