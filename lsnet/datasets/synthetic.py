@@ -159,11 +159,11 @@ def generate_shapes(root: str | os.PathLike, tasks: tuple[str, ...] = ('coco', '
         params = dict(num_train=num_train, num_val=num_val, image_size=list(image_size), seed=seed,
                       cls_per_class=cls_per_class, cls_size=cls_size, max_objects=max_objects,
                       object_size=list(object_size), version=5)
-        marker = root / task / '.complete'
-        if marker.exists() and json.loads(marker.read_text()) == params:
-            progress(f'synthetic {task} data present in {root / task}')
-            continue
         target, partial = root / task, root / f'.{task}.partial'
+        marker = target / '.complete'
+        if marker.exists() and json.loads(marker.read_text()) == params:
+            progress(f'synthetic {task} data present in {target}')
+            continue
         if target.exists() and not marker.exists() and any(target.iterdir()):
             raise FileExistsError(f'{target} holds files that generate_shapes did not write (no .complete '
                                   f'marker); remove it or choose another root')
