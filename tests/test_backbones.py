@@ -4,7 +4,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lsnet import VAN, LSNet, LSNetBackbone, VANBackbone, fuse_model
-from lsnet.models.lsnet import Attention
+from lsnet.models.lsnet import Attention, ConvBN
 
 from reference_weights import fixture, layout, seeded_input, write_released_checkpoint
 
@@ -297,3 +297,38 @@ def test_lsnet_runs_channels_last_on_cpu_and_returns_the_input_layout():
         assert all(m.is_contiguous(memory_format=layout) for m in maps)
     # float64 has no oneDNN convolutions: it keeps NCHW
     assert conv_input_layouts(model.double(), x.double()) == {'nchw'}
+
+
+def ran_convolution(fn) -> bool:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return any('convolution' in event.key for event in prof.key_averages())
+
+
+@pytest.mark.parametrize('conv', [dict(in_chs=8, out_chs=12), dict(in_chs=8, out_chs=6, kernel_size=3, padding=1),
+                                  dict(in_chs=8, out_chs=8, kernel_size=3, padding=1, groups=8),
+                                  dict(in_chs=8, out_chs=8, kernel_size=7, padding=3, groups=8)])
+def test_conv_bn_on_a_1x1_map_is_the_product_its_kernel_centre_makes(conv):
+    """On 1x1 CPU maps (LSNet's last stage at 64x64) ConvBN computes its convolution as the product of
+    the kernel's centre tap: no convolution runs, values and gradients are the convolution's; a traced
+    graph keeps the convolution, so it holds at other sizes."""
+    torch.manual_seed(0)
+    unit = ConvBN(**conv).double().train()
+    x = torch.randn(5, 8, 1, 1, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(5, conv['out_chs'], 1, 1, dtype=torch.float64)
+    results = []
+    for forward in (unit, lambda t: unit.bn(unit.c(t))):  # ConvBN, then its own modules one after the other
+        x.grad = None
+        unit.zero_grad()
+        out = forward(x)
+        out.backward(upstream)
+        results.append([out.detach(), x.grad] + [p.grad for p in unit.parameters()])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert not ran_convolution(lambda: unit(x))
+    assert ran_convolution(lambda: unit(torch.randn(5, 8, 2, 1, dtype=torch.float64)))
+    unit.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(unit, x.detach())
+        wider = torch.randn(2, 8, 5, 3, dtype=torch.float64)
+        torch.testing.assert_close(traced(wider), unit(wider), rtol=0, atol=0)

@@ -30,8 +30,34 @@ torch.fx.wrap('in_layout_of')
 __all__ = ['LSNet']
 
 
+def meets_only_centre_tap(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` on ``x`` is the matrix product with its kernel's centre tap that it amounts to
+    on a 1x1 map (an odd kernel padded by half its size; dense or depth-wise), and that product is the
+    faster form: on CPU, where oneDNN's convolution kernels take 4-40x as long for those maps, which
+    LSNet's last stage has at 64x64 inputs. Only eager runs qualify: a traced, exported or compiled graph
+    keeps the convolution, which holds for every size."""
+    if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() \
+            or torch.compiler.is_compiling():
+        return False
+    kernel_h, kernel_w = conv.kernel_size
+    return (x.shape[-2:] == (1, 1) and x.device.type == 'cpu' and kernel_h % 2 == 1 and kernel_w % 2 == 1
+            and conv.padding == (kernel_h // 2, kernel_w // 2) and conv.dilation == (1, 1)
+            and (conv.groups == 1 or conv.groups == conv.in_channels == conv.out_channels))
+
+
+def centre_tap_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(x)`` (no bias) where :func:`meets_only_centre_tap`: a matrix product, or a per-channel
+    scale for a depth-wise conv."""
+    kernel_h, kernel_w = conv.kernel_size
+    centre = conv.weight[:, :, kernel_h // 2, kernel_w // 2]
+    if conv.groups == 1:
+        return F.linear(x.flatten(1), centre).view(x.shape[0], conv.out_channels, 1, 1)
+    return x * centre.view(1, conv.out_channels, 1, 1)
+
+
 class ConvBN(nn.Sequential):
-    """Conv2d without bias followed by BatchNorm2d (keys ``c`` and ``bn``)."""
+    """Conv2d without bias followed by BatchNorm2d (keys ``c`` and ``bn``); on a 1x1 CPU map the
+    convolution runs as the product it amounts to (:func:`centre_tap_conv`)."""
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0,
                  groups: int = 1, bn_weight_init: float = 1.0):
@@ -40,6 +66,12 @@ class ConvBN(nn.Sequential):
         self.add_module('bn', nn.BatchNorm2d(out_chs))
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # TorchScript keeps the convolution
+            if meets_only_centre_tap(x, self.c):
+                return self.bn(centre_tap_conv(x, self.c))
+        return self.bn(self.c(x))
 
     def fuse(self) -> nn.Conv2d:
         return fuse_conv_bn(self.c, self.bn)
