@@ -49,7 +49,8 @@ def centre_tap_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(x)`` (no bias) where :func:`meets_only_centre_tap`: a matrix product, or a per-channel
     scale for a depth-wise conv."""
     kernel_h, kernel_w = conv.kernel_size
-    centre = conv.weight[:, :, kernel_h // 2, kernel_w // 2]
+    # a 1x1 kernel is its own centre: a view, whose gradient needs no zero-filled kernel-sized buffer
+    centre = conv.weight.flatten(1) if conv.kernel_size == (1, 1) else conv.weight[:, :, kernel_h // 2, kernel_w // 2]
     if conv.groups == 1:
         return F.linear(x.flatten(1), centre).view(x.shape[0], conv.out_channels, 1, 1)
     return x * centre.view(1, conv.out_channels, 1, 1)
