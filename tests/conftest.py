@@ -1,4 +1,5 @@
 import os
+import random
 
 import pytest
 import torch
@@ -21,6 +22,17 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def noise_file(tmp_path):
+    """4 KiB of random bytes that start like no checkpoint format (no pickle protocol byte, no zip or
+    safetensors header), so every reader must call them "not a checkpoint". Seeded: the same bytes each run."""
+    data = bytearray(random.Random(0).randbytes(4096))
+    data[0] = 0x13  # os.urandom's first byte is 0x80 once in 256 runs: a pickle's start, read as a damaged one
+    path = tmp_path / 'noise.pth'
+    path.write_bytes(bytes(data))
+    return path
 
 
 @pytest.fixture(scope='session')

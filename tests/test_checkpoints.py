@@ -53,7 +53,12 @@ def test_missing_backbone_keys_are_refused(tmp_path):
         VAN('b0', init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
 
 
-@pytest.mark.parametrize('content,match', [(b'', 'empty'), (b'PK\x03\x04garbage', 'corrupt or truncated')])
+# the damaged pickle streams break the unpickler in three ways: BUILD on an empty stack (IndexError), a memo
+# key never stored (KeyError), a length field cut short (struct.error)
+@pytest.mark.parametrize('content,match', [(b'', 'empty'), (b'PK\x03\x04garbage', 'corrupt or truncated'),
+                                           (b'\x80\x02b.', 'corrupt or truncated.*IndexError'),
+                                           (b'\x80\x02h\x05.', 'corrupt or truncated.*KeyError'),
+                                           (b'\x80\x02}q\x00(X\x01', 'corrupt or truncated.*error')])
 def test_unreadable_files(tmp_path, content, match):
     path = tmp_path / 'bad.pth'
     path.write_bytes(content)

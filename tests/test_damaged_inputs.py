@@ -138,10 +138,10 @@ def test_class_folders(case, pristine, tmp_path):
 
 
 @pytest.mark.parametrize('content', ['random', 'empty', 'truncated'])
-def test_damaged_checkpoints_through_tools(content, tmp_path):
+def test_damaged_checkpoints_through_tools(content, tmp_path, noise_file):
     path = tmp_path / 'model.pth'
     if content == 'random':
-        path.write_bytes(os.urandom(3000))
+        path.write_bytes(noise_file.read_bytes())
     elif content == 'truncated':
         torch.save({'state_dict': {'w': torch.zeros(1000)}}, path)
         path.write_bytes(path.read_bytes()[:700])

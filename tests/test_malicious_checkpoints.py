@@ -35,15 +35,8 @@ def evil(tmp_path):
     assert not marker.exists(), 'the pickle ran code'
 
 
-@pytest.fixture
-def noise(tmp_path):
-    path = tmp_path / 'noise.pth'
-    path.write_bytes(os.urandom(2048))
-    return path
-
-
-def test_timm_pretrained_file(evil, noise):
-    for path, message in ((evil, 'not safe to unpickle'), (noise, 'is not a checkpoint')):
+def test_timm_pretrained_file(evil, noise_file):
+    for path, message in ((evil, 'not safe to unpickle'), (noise_file, 'is not a checkpoint')):
         with pytest.raises(CheckpointError, match=message):
             timm.create_model('lsnet_t', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
 
@@ -54,13 +47,13 @@ def test_init_cfg_pretrained(evil):
         model.init_weights()
 
 
-def test_mmengine_load_from_and_resume(evil, noise):
+def test_mmengine_load_from_and_resume(evil, noise_file):
     """Runner.load_checkpoint / resume read through MMEngine's CheckpointLoader."""
     from mmengine.runner.checkpoint import CheckpointLoader
     with pytest.raises(CheckpointError, match='not safe to unpickle'):
         CheckpointLoader.load_checkpoint(str(evil), map_location='cpu')
     with pytest.raises(CheckpointError, match='is not a checkpoint'):
-        CheckpointLoader.load_checkpoint(str(noise), map_location='cpu')
+        CheckpointLoader.load_checkpoint(str(noise_file), map_location='cpu')
 
 
 def run(args, tmp_path):

@@ -111,7 +111,7 @@ def test_frozen_stages_norm_state_like_mmdet_tests(cls, arch):
     assert all(m.training for m in model.stage_modules(3)[0].modules() if isinstance(m, _BatchNorm))
 
 
-def test_teacher_checkpoint_never_runs_code(tmp_path):
+def test_teacher_checkpoint_never_runs_code(tmp_path, noise_file):
     """A crafted distillation-teacher file is refused by the safe reader; nothing is executed."""
     marker = tmp_path / 'executed'
 
@@ -124,9 +124,7 @@ def test_teacher_checkpoint_never_runs_code(tmp_path):
         MODELS.build(dict(type='TimmClassifier', backbone=dict(model_name='lsnet_t_distill', num_classes=4),
                           teacher=dict(model='resnet18', checkpoint=str(evil))))
     assert not marker.exists()
-    noise = tmp_path / 'noise.pth'
-    noise.write_bytes(os.urandom(4096))
     with pytest.raises(CheckpointError, match='is not a checkpoint') as info:
         MODELS.build(dict(type='TimmClassifier', backbone=dict(model_name='lsnet_t_distill', num_classes=4),
-                          teacher=dict(model='resnet18', checkpoint=str(noise))))
+                          teacher=dict(model='resnet18', checkpoint=str(noise_file))))
     assert 'weights_only=False' not in str(info.value)

@@ -84,6 +84,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
             'state dict alone.') from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f'checkpoint file {path} is corrupt or truncated: {err}') from err
+    except Exception as err:  # noqa: BLE001 - a damaged pickle stream fails inside the unpickler's
+        # opcodes (an empty stack, a memo key never stored, a short length field): IndexError, KeyError,
+        # struct.error and the like; the safety refusals are UnpicklingError, handled above
+        raise CheckpointError(f'checkpoint file {path} is corrupt or truncated: the pickle stream breaks off '
+                              f'({type(err).__name__}: {err})') from err
 
 
 def _is_safetensors(head: bytes, path: str) -> bool:
