@@ -4,7 +4,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lsnet import VAN, LSNet, LSNetBackbone, VANBackbone, fuse_model
-from lsnet.models.lsnet import Attention, ConvBN
+from lsnet.models.lsnet import Attention, ConvBN, meets_only_centre_tap
 
 from reference_weights import fixture, layout, seeded_input, write_released_checkpoint
 
@@ -332,3 +332,15 @@ def test_conv_bn_on_a_1x1_map_is_the_product_its_kernel_centre_makes(conv):
         traced = torch.jit.trace(unit, x.detach())
         wider = torch.randn(2, 8, 5, 3, dtype=torch.float64)
         torch.testing.assert_close(traced(wider), unit(wider), rtol=0, atol=0)
+
+
+def test_only_zero_padding_makes_a_1x1_map_meet_the_centre_tap_alone():
+    """Replicate or circular padding repeats the one pixel under every tap: that convolution is the
+    product with the kernel's sum, so it keeps the convolution."""
+    x = torch.randn(2, 4, 1, 1)
+    assert meets_only_centre_tap(x, torch.nn.Conv2d(4, 4, 3, padding=1))
+    for mode in ('replicate', 'circular'):
+        conv = torch.nn.Conv2d(4, 4, 3, padding=1, padding_mode=mode)
+        assert not meets_only_centre_tap(x, conv)
+        torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight.sum((2, 3), keepdim=True),
+                                                                      conv.bias))
