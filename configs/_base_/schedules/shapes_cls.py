@@ -1,4 +1,4 @@
-# Schedule and runtime of the classification runs on the synthetic shapes (three to five CPU minutes): 7 epochs
+# Schedule and runtime of the classification runs on the synthetic shapes (two to five CPU minutes): 7 epochs
 # of 4,000 images at batch 64, one warm-up epoch, no lr scaling, an EMA matched to the ~440 iterations
 # (seed 0: top-1 96.2% after 5 epochs, 97.5-97.8% after 6; seed 1: 96.5% after 6, 98.0% after 7).
 # (It brings the runtime base along: default_hooks and custom_hooks live there, and keys may not repeat

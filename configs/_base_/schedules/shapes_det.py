@@ -1,6 +1,6 @@
-# Schedule and runtime of the detection runs on the synthetic shapes set (about three CPU minutes at batch 16
+# Schedule and runtime of the detection runs on the synthetic shapes set (two to six CPU minutes at batch 16
 # of 64x64 scenes with the shapes head of retinanet_lsnet-t_fpn_shapes.py): 450 iterations (600 gave bbox mAP
-# 0.799-0.819 over seeds 0-2, a margin over 0.60 that 150 steps fewer trade for about a minute), AdamW lr 1e-3
+# 0.799-0.819 over seeds 0-2, a margin over 0.60 that 150 steps fewer trade for their time), AdamW lr 1e-3
 # in its fused CPU step (as the classifier's), 30 warm-up iterations, cosine, gradients clipped at norm 10
 # (without it the randomly initialised head's first steps spike the loss). It brings the runtime base along:
 # default_hooks and log_processor live there, and keys may not repeat across bases.

@@ -1,4 +1,4 @@
-# Schedule and runtime of the segmentation runs on the synthetic shapes set (three to five CPU minutes at
+# Schedule and runtime of the segmentation runs on the synthetic shapes set (three to eight CPU minutes at
 # batch 16 of 64x64 scenes): AdamW lr 2e-3 in its fused CPU step (as the classifier's), poly decay over 800
 # iterations (with the released 8x8-output pyramid and lr 1e-3: mIoU 69.1% after 400, 74.6% after 500, 77.9%
 # after 600 with seed 0; for the stride-4 pyramid of fpn_lsnet-t_shapes.py lr 2e-3 gives 81.5% against 79.4%
